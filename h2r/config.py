@@ -1,0 +1,51 @@
+"""Loading ml_collections config files with command-line overrides.
+
+Every stage takes `--config path/to/config.py` plus any number of `--config.a.b=value`
+overrides, exactly as ml_collections' config_flags parse them (typos in keys are errors).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import ml_collections
+from absl import flags
+from ml_collections import config_flags
+
+from h2r.errors import H2RError
+
+
+class ConfigError(H2RError, ValueError):
+    """A config file or an override is wrong; the message names it."""
+
+
+def load_config(path: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+    """Loads `path` (optionally `path:arg`) and applies `--config.key=value` overrides."""
+    file_part = path.split(":", 1)[0]
+    if not os.path.isfile(file_part):
+        raise ConfigError(f"config file {file_part!r} does not exist")
+    for item in overrides:
+        if not item.startswith("--config."):
+            raise ConfigError(f"unexpected argument {item!r}: overrides look like --config.train.steps=10")
+    # A private FlagValues: each call parses its own `--config`, independent of absl's globals.
+    flag_values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", default=None, flag_values=flag_values, lock_config=True)
+    try:
+        flag_values(["h2r", f"--config={path}", *overrides])
+    except (flags.Error, KeyError, AttributeError, ValueError, TypeError) as e:
+        raise ConfigError(f"config {path!r} with overrides {list(overrides)}: {e}") from e
+    return flag_values.config
+
+
+def save_config(config: ml_collections.ConfigDict, path: str) -> None:
+    """Writes the resolved config as JSON, atomically (temp file, then rename)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def config_from_json(path: str) -> ml_collections.ConfigDict:
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
