@@ -1,0 +1,59 @@
+"""`h2r data ...`: the world catalogue, dataset generation, contact sheets, stats, peeking.
+
+Each handler lives in the module that does the work; this file only declares the arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+
+def _handler(module_name: str):
+    def run(args):
+        return importlib.import_module(module_name).main(args)
+    return run
+
+
+def register(subparsers) -> None:
+    data = subparsers.add_parser(
+        "data", help="generate, inspect and summarize RLDS datasets",
+        description="Robot and human demonstrations as RLDS datasets (tfds, array_record).")
+    sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+
+    p = sub.add_parser("catalogue", help="list the world's scenes, task families, embodiments, settings",
+                       description="Lists the procedural world's catalogue. With --json, prints one JSON "
+                                   "object with keys scenes, task_families, embodiments, settings.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_handler("h2r.world.catalogue"))
+
+    p = sub.add_parser("generate", help="generate robot and human RLDS datasets from the world",
+                       description="Runs scripted experts in the world and writes one RLDS dataset per "
+                                   "embodiment (tfds, array_record) under --out. Override any config key "
+                                   "with --config.key=value.")
+    p.add_argument("--config", required=True, help="data config file, e.g. experiments/data/tiny.py")
+    p.add_argument("--out", required=True, help="output directory (refused if it holds datasets)")
+    p.add_argument("--overwrite", action="store_true", help="replace datasets already in --out")
+    p.set_defaults(func=_handler("h2r.data.generate"), accepts_config_overrides=True)
+
+    p = sub.add_parser("show", help="draw a contact sheet of a dataset directory",
+                       description="Draws frames of a few episodes per embodiment (both views, captioned "
+                                   "with the instruction) into one PNG.")
+    p.add_argument("dir", help="directory written by `h2r data generate`")
+    p.add_argument("--out", default="sheet.png", help="PNG to write (default: sheet.png)")
+    p.add_argument("--episodes", type=int, default=2, help="episodes per embodiment (default: 2)")
+    p.add_argument("--frames", type=int, default=4, help="frames per episode (default: 4)")
+    p.set_defaults(func=_handler("h2r.data.show"))
+
+    p = sub.add_parser("stats", help="compute (or refresh) normalization statistics and the tokenizer",
+                       description="Computes per-dataset action/state statistics (mean, std, 1st/99th "
+                                   "quantiles) and fits the text tokenizer; saves JSON beside the data.")
+    p.add_argument("dir", help="directory of RLDS datasets")
+    p.add_argument("--refresh", action="store_true", help="recompute even if the files exist")
+    p.set_defaults(func=_handler("h2r.data.stats"))
+
+    p = sub.add_parser("peek", help="print one batch's shapes and draw a few samples",
+                       description="Builds the input pipeline from a training config, prints the shapes, "
+                                   "dtypes and ranges of one batch, and draws a few samples to a PNG.")
+    p.add_argument("--config", required=True, help="training config file, e.g. experiments/train/tiny.py")
+    p.add_argument("--out", default="peek.png", help="PNG of a few samples (default: peek.png)")
+    p.set_defaults(func=_handler("h2r.data.peek"), accepts_config_overrides=True)
