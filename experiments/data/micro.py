@@ -1,0 +1,24 @@
+"""The smallest useful data, for tests: a few seconds. Two robots and the human, two scenes,
+two task families, one held-out setting.
+
+    h2r data generate --config experiments/data/micro.py --out /tmp/micro
+"""
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.resolution = 32
+    config.horizon = 24
+    config.num_scenes = 2
+    config.num_task_families = 2
+    config.episodes_per_combination = 1
+    config.embodiments = ""           # filled in below once the catalogue is known
+    config.settings = ""
+    config.target_robot_episodes = 1
+    config.target_human_episodes = 1
+    config.heldout_eval_episodes = 1
+    config.val_fraction = 0.2
+    config.rollout_batch_size = 16
+    return config

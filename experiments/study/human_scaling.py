@@ -1,0 +1,19 @@
+"""The human-data scaling variant: how does the gain grow with the share of human data in the
+co-training mixture, at low and at high pretraining diversity? The report draws one gain curve
+per human weight (gain = success(weight) - success(0)).
+
+    h2r study run --config experiments/study/human_scaling.py --workdir study/human_scaling
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from paper import get_config as paper_config  # noqa: E402
+
+
+def get_config():
+    config = paper_config()
+    config.name = "human_scaling"
+    config.levels = ("0.25", "1.0+other")
+    config.human_weights = (0.0, 0.1, 0.25, 0.5, 0.75)
+    return config

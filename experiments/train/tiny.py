@@ -1,0 +1,14 @@
+"""Tiny: a laptop CPU trains it in minutes (the tiny study trains many of these).
+
+    h2r train --config experiments/train/tiny.py --workdir runs/tiny --config.data.dir=data/tiny
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import make_config  # noqa: E402
+
+
+def get_config():
+    return make_config("tiny", steps=2000, batch_size=32, lr=1e-3, warmup_steps=100,
+                       checkpoint_every=500, log_every=50)

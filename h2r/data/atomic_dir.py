@@ -1,0 +1,88 @@
+"""A directory that appears complete or not at all.
+
+`staging(out, overwrite=...)` yields a fresh temporary directory next to `out` (same filesystem,
+so the final rename is atomic). When the block finishes, the temporary directory becomes `out`;
+when it raises, the temporary directory is deleted and `out` is left exactly as it was.
+Replacing an existing `out` swaps the two directories in one `renameat2(RENAME_EXCHANGE)` call
+where the kernel and filesystem allow it, else with two renames (the old one kept until the
+new one is in place).
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+from h2r.errors import DataError
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+@contextlib.contextmanager
+def staging(out: str | os.PathLike, *, overwrite: bool,
+            is_ours: Callable[[Path], bool]) -> Iterator[Path]:
+    """Yields a temp dir that replaces `out` on success.
+
+    `is_ours(out)` tells whether an existing, non-empty `out` holds what this tool writes; only
+    such a directory may be replaced (with `overwrite`), so a typo in --out never deletes
+    unrelated files.
+    """
+    out = Path(out).absolute()
+    _check_target(out, overwrite=overwrite, is_ours=is_ours)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.incomplete-", dir=out.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _move_into_place(tmp, out)
+
+
+def _check_target(out: Path, *, overwrite: bool, is_ours: Callable[[Path], bool]) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DataError(f"--out {out} exists and is not a directory")
+    if not any(out.iterdir()):
+        return
+    if not is_ours(out):
+        raise DataError(f"--out {out} is a non-empty directory that does not hold h2r datasets; "
+                        "refusing to touch it (choose a new or empty directory)")
+    if not overwrite:
+        raise DataError(f"--out {out} already holds datasets; pass --overwrite to replace them")
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    if not any(out.iterdir()):
+        out.rmdir()
+        os.rename(tmp, out)
+        return
+    if _exchange(tmp, out):
+        shutil.rmtree(tmp)  # now holds the previous contents
+        return
+    # No atomic exchange here: keep the old data under a side name until the new one is in place.
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.rename(out, old / out.name)
+    os.rename(tmp, out)
+    shutil.rmtree(old)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swaps two paths (Linux renameat2); False where that is unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return result == 0

@@ -1,0 +1,153 @@
+"""Per-dataset normalization statistics, and `h2r data stats DIR`.
+
+`DIR/<dataset>/norm_stats.json`: `{"action": {"mean", "std", "q01", "q99"}, "state": {...}}`,
+lists per dimension, computed on the train split from the cached step index (sources.py), so
+only the first run reads the episodes (with a progress line). The trainer copies the stats it
+used into its run directory; `normalize`/`unnormalize` are the two directions of one mode:
+  quantile: q01 -> -1, q99 -> +1, clipped to [-1, 1] (pi0/octo's choice for actions);
+  mean_std: (x - mean) / std.
+A dimension that never varies maps to 0 (and back to its constant).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from h2r.errors import DataError
+
+FILENAME = "norm_stats.json"
+MODES = ("quantile", "mean_std")
+_EPS = 1e-6
+
+
+def compute(values: np.ndarray) -> dict:
+    """float [N, D] -> per-dimension mean, std, q01, q99 (lists, JSON-ready)."""
+    values = np.asarray(values, np.float64).reshape(len(values), -1)
+    if len(values) == 0:
+        empty = [0.0] * values.shape[1]
+        return {"mean": empty, "std": empty, "q01": empty, "q99": empty}
+    return {"mean": values.mean(0).tolist(), "std": values.std(0).tolist(),
+            "q01": np.quantile(values, 0.01, axis=0).tolist(),
+            "q99": np.quantile(values, 0.99, axis=0).tolist()}
+
+
+def dataset_stats(dataset) -> dict:
+    index = dataset.index
+    return {"dataset": dataset.name, "kind": dataset.kind, "split": dataset.split,
+            "num_episodes": int(index.num_episodes), "num_steps": int(index.num_steps),
+            "action": compute(index.action), "state": compute(index.state)}
+
+
+def path_for(dataset) -> str:
+    return os.path.join(dataset.dataset_dir, FILENAME)
+
+
+def save(stats: dict, path: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(stats, f, indent=1)
+    os.replace(tmp, path)
+
+
+def load(path: str) -> dict:
+    """Loads a norm_stats.json (a file, or a dataset directory holding one)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, FILENAME)
+    try:
+        with open(path) as f:
+            stats = json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"normalization stats {path} do not exist; run `h2r data stats DIR`") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"normalization stats {path} are not valid JSON: {e}") from e
+    for key in ("action", "state"):
+        if key not in stats or any(k not in stats[key] for k in ("mean", "std", "q01", "q99")):
+            raise DataError(f"normalization stats {path}: '{key}' needs mean, std, q01, q99")
+    return stats
+
+
+def load_by_name(data_dir: str, dataset_name: str) -> dict:
+    return load(os.path.join(data_dir, dataset_name, FILENAME))
+
+
+def ensure(dataset, refresh: bool = False) -> dict:
+    """The dataset's stats, computed and saved beside it if missing (or if refresh)."""
+    path = path_for(dataset)
+    if not refresh and os.path.exists(path):
+        stats = load(path)
+        if stats.get("num_steps") == dataset.index.num_steps:
+            return stats
+    stats = dataset_stats(dataset)
+    save(stats, path)
+    return stats
+
+
+def _arrays(stats: dict, key: str):
+    return {k: np.asarray(v, np.float32) for k, v in stats[key].items()}
+
+
+def normalize(x: np.ndarray, stats: dict, key: str, mode: str) -> np.ndarray:
+    """Normalizes the last axis of x with stats[key] ('action' or 'state')."""
+    s = _arrays(stats, key)
+    if mode == "quantile":
+        span = s["q99"] - s["q01"]
+        out = 2.0 * (x - s["q01"]) / np.maximum(span, _EPS) - 1.0
+        out = np.where(span > _EPS, np.clip(out, -1.0, 1.0), 0.0)
+    elif mode == "mean_std":
+        out = np.where(s["std"] > _EPS, (x - s["mean"]) / np.maximum(s["std"], _EPS), 0.0)
+    else:
+        raise DataError(f"unknown normalization {mode!r}; expected one of {MODES}")
+    return out.astype(np.float32)
+
+
+def unnormalize(x: np.ndarray, stats: dict, key: str, mode: str) -> np.ndarray:
+    s = _arrays(stats, key)
+    if mode == "quantile":
+        span = s["q99"] - s["q01"]
+        out = np.where(span > _EPS, (x + 1.0) / 2.0 * span + s["q01"], s["q01"])
+    elif mode == "mean_std":
+        out = np.where(s["std"] > _EPS, x * s["std"] + s["mean"], s["mean"])
+    else:
+        raise DataError(f"unknown normalization {mode!r}; expected one of {MODES}")
+    return out.astype(np.float32)
+
+
+def prepare(data_dir: str, refresh: bool = False, split: str = "train") -> tuple[dict, object]:
+    """Indexes every dataset under data_dir, saves its stats, fits and saves the tokenizer.
+    Returns ({dataset name: stats}, tokenizer)."""
+    from h2r.data import sources, tokenizer  # noqa: PLC0415
+
+    found = sources.list_datasets(data_dir)
+    if not found:
+        raise DataError(f"no tfds datasets under {data_dir!r}")
+    all_stats, texts = {}, set()
+    for name, version_dir in found.items():
+        start = time.time()
+        dataset = sources.RLDSDataset(version_dir, split, refresh=refresh)
+        all_stats[name] = ensure(dataset, refresh)
+        texts.update(dataset.index.texts.tolist())
+        print(f"{name}: {dataset.index.num_episodes} episodes, {dataset.index.num_steps} steps, "
+              f"action dim {dataset.action_dim}, state dim {dataset.state_dim} "
+              f"-> {path_for(dataset)} ({time.time() - start:.1f}s)", file=sys.stderr)
+    tok_path = tokenizer.path_for(data_dir)
+    if refresh or not os.path.exists(tok_path):
+        tok = tokenizer.Tokenizer.fit(sorted(texts))
+        tok.save(tok_path)
+    else:
+        tok = tokenizer.Tokenizer.load(tok_path)
+        unseen = {w for t in texts for w in tokenizer.words(t)} - set(tok.vocab)
+        if unseen:  # a dataset was added since: refit so no word of the data becomes unk
+            tok = tokenizer.Tokenizer.fit(sorted(texts))
+            tok.save(tok_path)
+    print(f"tokenizer: {tok.vocab_size} words -> {tok_path}", file=sys.stderr)
+    return all_stats, tok
+
+
+def main(args) -> int:
+    """`h2r data stats DIR [--refresh]`."""
+    prepare(args.dir, refresh=args.refresh)
+    return 0

@@ -1,0 +1,95 @@
+"""`h2r eval ...`: closed-loop success, offline action error, representation overlap.
+
+`h2r eval --workdir W --setting NAME ...` (no subcommand) runs closed-loop rollouts; the
+subcommands `embeddings` and `offline` run the other two evaluations. argparse allows both
+forms because the subcommand is optional; the handler checks what the direct form requires.
+Heavy imports happen in the handlers.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+DESCRIPTION = """\
+Evaluate a trained run directory.
+
+  h2r eval --workdir W --setting NAME --episodes N --out result.json [--seed S] [--step K]
+      closed-loop success of the setting's target robot in the world, all episodes stepping
+      together: success rate with a 95% interval, per-phase completion, episode lengths,
+      per-episode outcomes, and a few rollouts as GIF/PNG strips next to the JSON.
+      NAME is a held-out setting (e.g. sort_eggs: evaluated on its heldout-eval combinations)
+      or NAME:target-robot / NAME:pretrain for the in-distribution training combinations
+      (`h2r eval settings` lists them).
+  h2r eval embeddings --workdir W --out DIR
+      human vs robot embedding overlap at matched (scene, task, phase) states.
+  h2r eval offline --workdir W --out F
+      normalized action MSE on each dataset's held-out episodes (split val).
+"""
+
+
+def _handler(module_name: str, function: str = "main"):
+    def run(args):
+        return getattr(importlib.import_module(module_name), function)(args)
+    return run
+
+
+def _add_common(p: argparse.ArgumentParser, out_help: str, required: bool = True) -> None:
+    p.add_argument("--workdir", required=required,
+                   help="run directory written by `h2r train` (config.json, checkpoints/)")
+    p.add_argument("--out", required=required, help=out_help)
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    p.add_argument("--seed", type=int, default=0, help="evaluation seed (default: 0)")
+
+
+def _closed_loop(args):
+    if args.workdir is None or args.setting is None:
+        args.eval_parser.error("the closed-loop form needs --workdir and --setting "
+                               "(or use a subcommand: embeddings, offline, settings)")
+    return importlib.import_module("h2r.eval.success").main(args)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("eval", help="closed-loop success, offline action error, embedding overlap",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common(p, "result JSON (default: WORKDIR/eval/<setting>.json)", required=False)
+    p.add_argument("--setting", help="setting to evaluate (see `h2r eval settings`)")
+    p.add_argument("--episodes", type=int, default=64, help="number of episodes (default: 64)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="episodes stepped together per jitted call (default: all at once)")
+    p.add_argument("--execute-steps", type=int, default=None,
+                   help="actions executed from each predicted chunk before replanning "
+                        "(default: half the model's action horizon)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="episode time limit in env steps (default: the world's episode horizon)")
+    p.add_argument("--record", type=int, default=4, help="rollouts saved as GIF + PNG strip (default: 4)")
+    p.add_argument("--interval", choices=("wilson", "bootstrap"), default="wilson",
+                   help="95%% interval of the success rate (default: wilson)")
+    p.set_defaults(func=_closed_loop, eval_parser=p)
+
+    sub = p.add_subparsers(dest="eval_command", metavar="EVAL_COMMAND", required=False)
+
+    e = sub.add_parser("embeddings", help="human vs robot representation overlap (probe, retrieval, t-SNE)",
+                       description="Embeds human and target-robot frames of matched (scene, task, phase) "
+                                   "states drawn from the run's generated data (target-human and "
+                                   "heldout-eval episodes) and writes DIR/embeddings.json (linear-probe "
+                                   "accuracy human vs robot, 0.5 = indistinguishable; cross-embodiment "
+                                   "phase retrieval with its chance level) and DIR/tsne.png.")
+    _add_common(e, "output directory")
+    e.add_argument("--setting", default=None, help="held-out setting (default: the run's data.target)")
+    e.add_argument("--per-state", type=int, default=4,
+                   help="frames per embodiment per matched (scene, task, phase) state (default: 4)")
+    e.add_argument("--max-frames", type=int, default=1024, help="cap on frames per embodiment (default: 1024)")
+    e.set_defaults(func=_handler("h2r.eval.embeddings"))
+
+    o = sub.add_parser("offline", help="normalized action MSE on held-out episodes of each dataset",
+                       description="Samples action chunks with the model on each dataset's val split "
+                                   "and reports the MSE against the recorded chunks in normalized units, "
+                                   "over valid steps and action dimensions, per dataset, as JSON.")
+    _add_common(o, "result JSON")
+    o.add_argument("--batches", type=int, default=8, help="batches per dataset (default: 8)")
+    o.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    o.set_defaults(func=_handler("h2r.eval.offline"))
+
+    s = sub.add_parser("settings", help="list the settings `h2r eval --setting` accepts",
+                       description="Lists held-out settings and the in-distribution training settings.")
+    s.set_defaults(func=_handler("h2r.eval.success", "list_settings"))

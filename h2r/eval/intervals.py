@@ -1,0 +1,65 @@
+"""Confidence intervals for success rates: Wilson (binomial) and bootstrap (any statistic).
+
+Both delegate to scipy.stats: the Wilson score interval is `binomtest(...).proportion_ci`,
+the bootstrap is `scipy.stats.bootstrap`. This module only fixes conventions (95% by default,
+plain floats out, degenerate samples handled) so every stage reports intervals the same way.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (good coverage even at 0 or n successes)."""
+    successes, n = int(successes), int(n)
+    if n <= 0:
+        raise ValueError(f"wilson_interval needs at least one trial, got n={n}")
+    if not 0 <= successes <= n:
+        raise ValueError(f"wilson_interval: successes={successes} outside [0, n={n}]")
+    ci = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def bootstrap_interval(
+    values: Sequence[float] | np.ndarray,
+    statistic: Callable[..., np.ndarray] = np.mean,
+    confidence: float = 0.95,
+    num_resamples: int = 9999,
+    seed: int = 0,
+    method: str = "BCa",
+) -> tuple[float, float]:
+    """Bootstrap interval of `statistic` over the first axis of `values` (e.g. episodes).
+
+    `statistic` must accept an `axis` keyword (numpy reductions do). A sample whose values are
+    all equal has no spread to resample; its interval is the single point.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[0] < 2:
+        raise ValueError(f"bootstrap_interval needs at least 2 values, got {values.shape[0]}")
+    if np.all(values == values[0]):
+        point = float(statistic(values, axis=0))
+        return point, point
+    result = stats.bootstrap(
+        (values,), statistic, n_resamples=num_resamples, confidence_level=confidence,
+        method=method, rng=np.random.default_rng(seed), vectorized=True, axis=0)
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+# name -> interval of a 0/1 success vector; `h2r eval` picks one by name.
+SUCCESS_INTERVALS = {
+    "wilson": lambda successes, confidence: wilson_interval(
+        int(np.sum(successes)), len(successes), confidence),
+    "bootstrap": lambda successes, confidence: bootstrap_interval(
+        successes, confidence=confidence, method="percentile"),
+}
+
+
+def success_interval(successes: Sequence[bool] | np.ndarray, method: str = "wilson",
+                     confidence: float = 0.95) -> tuple[float, float]:
+    """Interval of the success rate of a vector of per-episode 0/1 outcomes."""
+    if method not in SUCCESS_INTERVALS:
+        raise ValueError(f"unknown interval method {method!r}; expected one of {sorted(SUCCESS_INTERVALS)}")
+    return SUCCESS_INTERVALS[method](np.asarray(successes, dtype=np.float64), confidence)

@@ -1,0 +1,63 @@
+"""Model size presets: `model_config(size)` -> ml_collections.ConfigDict for config.model.
+
+The data-layout fields (image_size, vocab_size, max_*_len, max_state_dim, max_action_dim,
+action_horizon) must agree with config.data and the tokenizer: the training configs set them
+from the same values (the trainer checks them against the first batch).
+"""
+from __future__ import annotations
+
+import ml_collections
+
+# Per-preset architecture. Widths are multiples of 64 (128 from small on) so the matmuls tile
+# well on CPU vector units and divide evenly over fsdp/tensor mesh axes.
+_PRESETS = {
+    # A CPU train step at batch 32 takes tens of milliseconds: the tiny study trains many models.
+    "tiny": dict(image_size=32, patch_size=8, width=64, depth=2, num_heads=2, head_dim=32, mlp_dim=256,
+                 expert_width=64, expert_depth=2, expert_num_heads=2, expert_mlp_dim=256),
+    "small": dict(image_size=64, patch_size=8, width=384, depth=6, num_heads=6, head_dim=64, mlp_dim=1536,
+                  expert_width=256, expert_depth=6, expert_num_heads=4, expert_mlp_dim=1024),
+    # ~100M+ parameters: one GPU.
+    "base": dict(image_size=64, patch_size=8, width=768, depth=12, num_heads=12, head_dim=64, mlp_dim=3072,
+                 expert_width=512, expert_depth=12, expert_num_heads=8, expert_mlp_dim=2048, remat=True),
+    # ~1B parameters: a pod (fsdp + tensor sharding).
+    "large": dict(image_size=64, patch_size=8, width=2048, depth=18, num_heads=16, head_dim=128,
+                  mlp_dim=8192, expert_width=1024, expert_depth=12, expert_num_heads=8,
+                  expert_mlp_dim=4096, remat=True, dtype="bfloat16"),
+}
+
+# Batch sizes the presets were sized and benchmarked with (the trainer's configs may differ).
+PRESET_BATCH_SIZE = {"tiny": 32, "small": 32, "base": 128, "large": 256}
+
+
+def model_config(size: str = "tiny") -> ml_collections.ConfigDict:
+    if size not in _PRESETS:
+        raise ValueError(f"unknown model size {size!r}; expected one of {sorted(_PRESETS)}")
+    config = ml_collections.ConfigDict(dict(
+        size=size,
+        # Data layout (must match config.data and the tokenizer).
+        image_size=32,
+        vocab_size=512,
+        max_instruction_len=16,
+        max_subtask_len=8,
+        max_state_dim=16,
+        max_action_dim=8,
+        action_horizon=8,
+        # Architecture.
+        patch_size=8,
+        width=64,
+        depth=2,
+        num_heads=2,
+        head_dim=32,
+        mlp_dim=256,
+        expert_width=64,
+        expert_depth=2,
+        expert_num_heads=2,
+        expert_mlp_dim=256,
+        # Training/inference behaviour.
+        flow_steps=10,               # Euler steps when sampling actions
+        subtask_loss_weight=1.0,     # the subtask head's weight in the total loss
+        dtype="float32",             # activation/compute dtype; params stay float32
+        remat=False,                 # rematerialize each block in the backward pass
+    ))
+    config.update(_PRESETS[size])
+    return config

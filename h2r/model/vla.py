@@ -1,0 +1,262 @@
+"""The VLA: a pi0.5-style hierarchical policy in flax.nnx.
+
+Prefix (one bidirectional transformer, width D), tokens in three groups:
+  observation  head-view patches, wrist-view patches (dropped by image_mask), instruction tokens,
+               one proprio token (state * state_mask). Attends only to itself, so its outputs do
+               not depend on the subtask: `embed` and the subtask head read it without leakage.
+  query slots  Ls learned slots that attend to the observation and each other; a tied linear read-
+               out predicts the subtask tokens in parallel (the high-level output).
+  subtask      the subtask's tokens (teacher-forced in training, predicted at inference); they
+               attend to the observation and to each other.
+Why parallel slots rather than an autoregressive decoder: subtask phrases are short templated
+text ("pick up the red egg") nearly determined by the scene and the phase, so one parallel pass
+fits them, costs one prefix pass at inference instead of Ls, and trains in the same pass as the
+action loss (all three groups share one forward pass thanks to the block attention mask).
+
+Action expert (a smaller transformer, width E): one token per action step, built from the noisy
+action and the flow time; self-attention over the chunk, cross-attention to the prefix outputs of
+the observation and subtask groups, MLP. Trained with flow matching (h2r/model/flow.py);
+sampling integrates config.flow_steps Euler steps, reusing the prefix keys/values.
+
+The model never receives the embodiment id: it must read the embodiment from the images.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from h2r.errors import DataError
+from h2r.model import flow
+from h2r.model.layers import BTD, Block, Dense, RMSNorm, constrain, param
+
+OBS, QUERY, SUBTASK = 0, 1, 2
+# ALLOWED[query_group, key_group]: which token groups may attend to which.
+ALLOWED = np.array([[True, False, False],   # observation -> observation only
+                    [True, True, False],    # query slots -> observation, slots
+                    [True, False, True]])   # subtask -> observation, subtask
+
+OBS_KEYS = ("image", "wrist_image", "image_mask", "state", "state_mask", "instruction")
+
+
+def _sharding_active() -> bool:
+    from flax.core import spmd as flax_spmd
+    return bool(flax_spmd.get_logical_axis_rules()) and not jax.sharding.get_abstract_mesh().empty
+
+
+def _call_block(block, *args):
+    return block(*args)
+
+
+_remat_block = nnx.remat(_call_block)
+
+
+class VLA(nnx.Module):
+    """`VLA(config.model, rngs=nnx.Rngs(seed))`. Under `h2r.train.sharding.use_mesh(mesh)` the
+    parameters are created sharded; without a mesh they carry the logical names as metadata."""
+
+    def __init__(self, config: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
+        self.config = ml_collections.FrozenConfigDict(config)
+        if _sharding_active():
+            self._build(rngs)
+        else:  # no mesh: keep the logical names as metadata, place nothing
+            with nnx.use_eager_sharding(False):
+                self._build(rngs)
+
+    # ------------------------------------------------------------------ parameters
+    def _build(self, rngs: nnx.Rngs) -> None:
+        c = self.config
+        if c.image_size % c.patch_size:
+            raise ValueError(f"model.image_size={c.image_size} is not a multiple of model.patch_size={c.patch_size}")
+        dtype = jnp.dtype(c.dtype)
+        D, E = c.width, c.expert_width
+        self.num_patches = (c.image_size // c.patch_size) ** 2
+        pos_init = nnx.initializers.normal(0.02)
+
+        # Prefix embeddings.
+        self.patch_embed = Dense((c.patch_size ** 2 * 3,), (D,), ("patch", "embed"), rngs=rngs, dtype=dtype)
+        self.image_pos = param(rngs, pos_init, (self.num_patches, D), ("seq", "embed"))
+        self.view_embed = param(rngs, pos_init, (2, D), ("seq", "embed"))
+        self.token_embed = param(rngs, nnx.initializers.normal(1.0 / math.sqrt(D)), (c.vocab_size, D),
+                                 ("vocab", "embed"))
+        self.text_pos = param(rngs, pos_init, (c.max_instruction_len, D), ("seq", "embed"))
+        self.state_proj = Dense((c.max_state_dim,), (D,), ("state", "embed"), rngs=rngs, dtype=dtype)
+        self.query_slots = param(rngs, pos_init, (c.max_subtask_len, D), ("seq", "embed"))
+        self.subtask_pos = param(rngs, pos_init, (c.max_subtask_len, D), ("seq", "embed"))
+        self.blocks = nnx.List([Block(D, c.num_heads, c.head_dim, c.mlp_dim, rngs=rngs, dtype=dtype)
+                                for _ in range(c.depth)])
+        self.prefix_norm = RMSNorm(D, rngs=rngs, dtype=dtype)
+
+        # Action expert.
+        self.action_in = Dense((c.max_action_dim,), (E,), ("action", "embed"), rngs=rngs, dtype=dtype)
+        self.time_mix = Dense((2 * E,), (E,), ("mlp", "embed"), rngs=rngs, dtype=dtype)
+        self.time_out = Dense((E,), (E,), ("embed", "mlp"), rngs=rngs, dtype=dtype)
+        self.action_pos = param(rngs, pos_init, (c.action_horizon, E), ("seq", "embed"))
+        self.expert_blocks = nnx.List([
+            Block(E, c.expert_num_heads, c.head_dim, c.expert_mlp_dim, source_width=D, rngs=rngs, dtype=dtype)
+            for _ in range(c.expert_depth)])
+        self.expert_norm = RMSNorm(E, rngs=rngs, dtype=dtype)
+        self.action_out = Dense((E,), (c.max_action_dim,), ("embed", "action"), rngs=rngs, dtype=dtype)
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------ prefix
+    def _check_obs(self, obs) -> None:
+        c = self.config
+        expected = {
+            "image": (c.image_size, c.image_size, 3), "wrist_image": (c.image_size, c.image_size, 3),
+            "state": (c.max_state_dim,), "instruction": (c.max_instruction_len,),
+        }
+        for key, shape in expected.items():
+            if key not in obs:
+                raise DataError(f"observation batch has no {key!r} (keys: {sorted(obs)})")
+            if tuple(obs[key].shape[1:]) != shape:
+                raise DataError(f"observation {key!r} has shape {tuple(obs[key].shape)}, expected [B, "
+                                f"{', '.join(map(str, shape))}] from the model config")
+
+    def _patches(self, images: jax.Array, view: int) -> jax.Array:
+        c = self.config
+        B, P, n = images.shape[0], c.patch_size, c.image_size // c.patch_size
+        x = images.astype(jnp.float32) / 127.5 - 1.0
+        x = x.reshape(B, n, P, n, P, 3).transpose(0, 1, 3, 2, 4, 5).reshape(B, n * n, P * P * 3)
+        x = self.patch_embed(x) + (self.image_pos[...] + self.view_embed[view]).astype(self.dtype)
+        return x
+
+    def _text(self, tokens: jax.Array, pos: jax.Array) -> jax.Array:
+        table = self.token_embed[...]
+        x = jnp.take(table, tokens, axis=0) * math.sqrt(table.shape[-1])
+        return (x + pos).astype(self.dtype)
+
+    def _encode(self, obs, subtask: jax.Array):
+        """Runs the prefix transformer. Returns (outputs [B, T, D], key_valid [B, T], groups [T])."""
+        self._check_obs(obs)
+        c = self.config
+        B = obs["image"].shape[0]
+        image_mask = obs.get("image_mask")
+        if image_mask is None:
+            image_mask = jnp.ones((B, 2), bool)
+        state = obs["state"] * obs.get("state_mask", jnp.ones_like(obs["state"], bool))
+        Ls, Np = c.max_subtask_len, self.num_patches
+
+        parts = [  # (tokens [B, n, D], valid [B, n], group)
+            (self._patches(obs["image"], 0), jnp.broadcast_to(image_mask[:, :1], (B, Np)), OBS),
+            (self._patches(obs["wrist_image"], 1), jnp.broadcast_to(image_mask[:, 1:2], (B, Np)), OBS),
+            (self._text(obs["instruction"], self.text_pos[...]), obs["instruction"] != 0, OBS),
+            # The proprio token is always a valid key, so no attention row is ever empty.
+            (self.state_proj(state.astype(jnp.float32))[:, None, :], jnp.ones((B, 1), bool), OBS),
+            (jnp.broadcast_to(self.query_slots[...].astype(self.dtype), (B, Ls, c.width)),
+             jnp.ones((B, Ls), bool), QUERY),
+            (self._text(subtask, self.subtask_pos[...]), subtask != 0, SUBTASK),
+        ]
+        x = constrain(jnp.concatenate([p[0] for p in parts], axis=1), BTD)
+        key_valid = jnp.concatenate([p[1] for p in parts], axis=1)
+        groups = np.concatenate([np.full(p[0].shape[1], p[2]) for p in parts])
+        mask = jnp.asarray(ALLOWED[groups[:, None], groups[None, :]])[None] & key_valid[:, None, :]
+        for block in self.blocks:
+            x = self._run(block, x, mask)
+        return self.prefix_norm(x), key_valid, groups
+
+    def _run(self, block, *args):
+        return (_remat_block if self.config.remat else _call_block)(block, *args)
+
+    def _subtask_logits(self, prefix: jax.Array, groups: np.ndarray) -> jax.Array:
+        slots = prefix[:, groups == QUERY]
+        logits = jnp.einsum("btd,vd->btv", slots, self.token_embed[...].astype(self.dtype))
+        return constrain(logits.astype(jnp.float32), ("act_batch", "act_seq", "act_vocab"))
+
+    # ------------------------------------------------------------------ action expert
+    def _expert_source(self, prefix, key_valid, groups):
+        """Per-layer cross-attention keys/values of the prefix, and the source mask [B, 1, S]."""
+        kv = [block.cross.project_source(prefix) for block in self.expert_blocks]
+        source_mask = (key_valid & jnp.asarray(groups != QUERY)[None])[:, None, :]
+        return kv, source_mask
+
+    def _velocity(self, x_t: jax.Array, t: jax.Array, source_kv, source_mask) -> jax.Array:
+        c = self.config
+        B, H = x_t.shape[:2]
+        a = self.action_in(x_t)
+        time = jnp.broadcast_to(flow.time_embedding(t, c.expert_width)[:, None, :], a.shape)
+        h = self.time_mix(jnp.concatenate([a, time.astype(self.dtype)], axis=-1))
+        h = constrain(self.time_out(jax.nn.swish(h)) + self.action_pos[...].astype(self.dtype), BTD)
+        self_mask = jnp.ones((B, H, H), bool)
+        cross_mask = jnp.broadcast_to(source_mask, (B, H, source_mask.shape[-1]))
+        for block, kv in zip(self.expert_blocks, source_kv):
+            h = self._run(block, h, self_mask, kv, cross_mask)
+        return self.action_out(self.expert_norm(h)).astype(jnp.float32)
+
+    # ------------------------------------------------------------------ public API
+    def compute_loss(self, batch, rng: jax.Array):
+        """Flow-matching action loss + weighted subtask loss. Returns (loss, metrics dict)."""
+        c = self.config
+        actions = batch["actions"].astype(jnp.float32)
+        B = actions.shape[0]
+        if actions.shape[1:] != (c.action_horizon, c.max_action_dim):
+            raise DataError(f"batch 'actions' has shape {actions.shape}, expected "
+                            f"[B, {c.action_horizon}, {c.max_action_dim}] from the model config")
+        if batch["subtask"].shape[1:] != (c.max_subtask_len,):
+            raise DataError(f"batch 'subtask' has shape {batch['subtask'].shape}, expected "
+                            f"[B, {c.max_subtask_len}] from the model config")
+
+        prefix, key_valid, groups = self._encode(batch, batch["subtask"])
+
+        # Subtask head: cross-entropy over all Ls slots (pads included: they mark the end), per
+        # sample weight; samples without a subtask label (all pad) contribute nothing.
+        logits = self._subtask_logits(prefix, groups)
+        target = batch["subtask"]
+        token_ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), target[..., None], axis=-1)[..., 0]
+        has_label = jnp.any(target != 0, axis=-1)
+        w_sub = batch["subtask_loss_weight"].astype(jnp.float32) * has_label
+        subtask_loss = jnp.sum(w_sub * token_ce.mean(-1)) / jnp.maximum(jnp.sum(w_sub), 1e-9)
+        subtask_acc = jnp.sum(w_sub * (jnp.argmax(logits, -1) == target).mean(-1)) / jnp.maximum(
+            jnp.sum(w_sub), 1e-9)
+
+        # Action expert: flow matching on the valid (step, dim) elements only. Masked elements
+        # are zeroed in the input as well, so they cannot influence the valid ones.
+        mask = batch["action_valid"][:, :, None] & batch["action_dim_mask"][:, None, :]
+        actions = jnp.where(mask, actions, 0.0)
+        noise_rng, time_rng = jax.random.split(rng)
+        noise = jax.random.normal(noise_rng, actions.shape, jnp.float32)
+        t = flow.sample_time(time_rng, B)
+        x_t, target_v = flow.noisy_actions(actions, noise, t)
+        source_kv, source_mask = self._expert_source(prefix, key_valid, groups)
+        v = self._velocity(x_t, t, source_kv, source_mask)
+        action_loss = flow.masked_weighted_mse(v, target_v, mask, batch["action_loss_weight"])
+
+        loss = action_loss + c.subtask_loss_weight * subtask_loss
+        metrics = {"loss": loss, "action_loss": action_loss, "subtask_loss": subtask_loss,
+                   "subtask_accuracy": subtask_acc}
+        return loss, metrics
+
+    def predict_subtask(self, obs) -> jax.Array:
+        """Greedy parallel prediction of the subtask tokens, int32 [B, Ls]; pad after the first pad."""
+        B = obs["image"].shape[0]
+        empty = jnp.zeros((B, self.config.max_subtask_len), jnp.int32)
+        prefix, _, groups = self._encode(obs, empty)
+        tokens = jnp.argmax(self._subtask_logits(prefix, groups), axis=-1).astype(jnp.int32)
+        return tokens * jnp.cumprod(tokens != 0, axis=-1).astype(jnp.int32)
+
+    def sample_actions(self, obs, rng: jax.Array, *, subtask: jax.Array | None = None,
+                       num_steps: int | None = None) -> jax.Array:
+        """Action chunk f32 [B, H, A] in normalized units. Predicts the subtask first unless one
+        is given (int32 [B, Ls]), then integrates the flow in num_steps (config.flow_steps)."""
+        c = self.config
+        if subtask is None:
+            subtask = self.predict_subtask(obs)
+        prefix, key_valid, groups = self._encode(obs, subtask)
+        source_kv, source_mask = self._expert_source(prefix, key_valid, groups)
+        B = obs["image"].shape[0]
+        noise = jax.random.normal(rng, (B, c.action_horizon, c.max_action_dim), jnp.float32)
+        return flow.integrate(lambda x, t: self._velocity(x, t, source_kv, source_mask), noise,
+                              num_steps or c.flow_steps)
+
+    def embed(self, obs) -> jax.Array:
+        """Pooled prefix embedding f32 [B, D]: mean of the valid observation-token outputs
+        (independent of the subtask by construction of the attention mask)."""
+        B = obs["image"].shape[0]
+        prefix, key_valid, groups = self._encode(obs, jnp.zeros((B, self.config.max_subtask_len), jnp.int32))
+        is_obs = jnp.asarray(groups == OBS)[None] & key_valid
+        w = is_obs.astype(jnp.float32)[..., None]
+        return jnp.sum(prefix.astype(jnp.float32) * w, axis=1) / jnp.sum(w, axis=1)

@@ -1,0 +1,60 @@
+"""`h2r study ...`: run the emergence grid, see where it stands, write its report."""
+from __future__ import annotations
+
+import importlib
+
+
+def _handler(module_name: str, function: str = "main"):
+    def run(args):
+        return getattr(importlib.import_module(module_name), function)(args)
+    return run
+
+
+RUN_HELP = """\
+Runs a study: data generation (unless data.dir is given), robot pretraining at each diversity
+level and seed, co-training on each target setting with and without human data, closed-loop
+evaluation, and the report (S/report/index.html). Each cell is a run directory under
+S/cells/; rerunning the same command skips complete cells, resumes interrupted training from
+its checkpoints and retries failed cells. Override config keys with --config.key=value, e.g.
+--config.seeds='(0,1)' --config.eval.episodes=16.
+"""
+
+
+def register(subparsers) -> None:
+    study = subparsers.add_parser(
+        "study", help="run the emergence grid and report the emergence curve",
+        description="The study: diversity levels x seeds x target settings x human data on/off.")
+    sub = study.add_subparsers(dest="study_command", metavar="STUDY_COMMAND", required=True)
+
+    p = sub.add_parser("run", help="run (or resume) a study", description=RUN_HELP)
+    p.add_argument("--config", help="study config, e.g. experiments/study/tiny.py (optional when "
+                                    "resuming: the workdir remembers it)")
+    p.add_argument("--workdir", required=True, help="study directory S")
+    p.add_argument("--executor", choices=["local", "slurm"], default="local",
+                   help="local: parallel processes on this machine; slurm: sbatch jobs with dependencies")
+    p.add_argument("--jobs", type=int, default=0, help="local executor: cells at once (default: config)")
+    p.add_argument("--wait", action="store_true",
+                   help="slurm: wait for the jobs to finish, then write the report here")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.set_defaults(func=_handler("h2r.study.run"), accepts_config_overrides=True)
+
+    p = sub.add_parser("status", help="cells done / running / failed / pending",
+                       description="Reads the study directory (result files are the truth) and prints "
+                                   "how many cells of each kind are complete, and which failed.")
+    p.add_argument("--workdir", required=True, help="study directory S")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every cell")
+    p.set_defaults(func=_handler("h2r.study.run", "status_main"))
+
+    p = sub.add_parser("report", help="write S/report (index.html, results.json/csv, curve PNG)",
+                       description="Collects every complete eval cell, computes the emergence curve "
+                                   "(gain from human data vs diversity, bootstrap intervals over seeds and "
+                                   "episodes), and writes a self-contained HTML report with the numbers.")
+    p.add_argument("--workdir", required=True, help="study directory S")
+    p.set_defaults(func=_handler("h2r.study.report"))
+
+    p = sub.add_parser("cell", help="run one cell (what the executors launch)",
+                       description="Runs one cell's commands under its lock and writes its result file. "
+                                   "Executors call this; a user rarely needs it.")
+    p.add_argument("--workdir", required=True, help="study directory S")
+    p.add_argument("--id", required=True, help="cell id, e.g. pretrain-d0.50-s0")
+    p.set_defaults(func=_handler("h2r.study.cell"))

@@ -1,0 +1,97 @@
+"""`h2r study run` and `h2r study status`: validate, plan, hand the cells to an executor.
+
+Everything that can be checked without running (config keys, levels, settings, the train
+config accepting every override) is checked before the first cell starts.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import ml_collections
+
+from h2r.errors import StudyError
+from h2r.study import dag, grid
+
+# executor name -> module with `run(study_dir, cells, ...)` (installed as h2r.launch, from launch/).
+EXECUTORS = {"local": "h2r.launch.local", "slurm": "h2r.launch.slurm"}
+
+
+def load_config(path: str, overrides=()) -> ml_collections.ConfigDict:
+    """h2r.config.load_config, with sys.argv holding the overrides while it parses: ml_collections
+    1.1.0's config flag reads overrides from sys.argv unless given `sys_argv` (see
+    /tmp/h2r_notes/CONTRACT_CHANGES.md); harmless once h2r.config passes them itself."""
+    from h2r import config as h2r_config  # noqa: PLC0415
+
+    saved = sys.argv
+    sys.argv = ["h2r", f"--config={path}", *overrides]
+    try:
+        return h2r_config.load_config(path, overrides)
+    finally:
+        sys.argv = saved
+
+
+def load_study_config(path: str, overrides=()) -> ml_collections.ConfigDict:
+    from h2r.config import ConfigError  # noqa: PLC0415
+
+    try:
+        return load_config(path, overrides)
+    except ConfigError as e:
+        raise StudyError(str(e)) from None
+
+
+def prepare(config_path: str | None, overrides, study_dir: str, root: str = ".") -> tuple[
+        ml_collections.ConfigDict, list[dag.Cell]]:
+    """Validates the study and writes S/study.json + cells/*/cell.json; nothing runs yet."""
+    if config_path is None:
+        if overrides:
+            raise StudyError("config overrides need --config (the study's config file)")
+        return dag.load_study(study_dir)
+    config = load_study_config(config_path, overrides)
+    grid.validate(config, root)
+    cells = dag.plan(config, study_dir, root)
+    dag.check_train_overrides(config, cells, root)
+    dag.save_study(study_dir, config, cells)
+    return config, cells
+
+
+def main(args) -> int:
+    study_dir = os.path.abspath(args.workdir)
+    if args.config is None and not os.path.exists(os.path.join(study_dir, dag.STUDY_FILE)):
+        raise StudyError(f"{study_dir} holds no study yet: pass --config experiments/study/<name>.py")
+    config, cells = prepare(args.config, args.config_overrides, study_dir)
+    counts = dag.summarize(study_dir, cells)["counts"]
+    print(f"[study] {config.name}: {len(cells)} cells in {study_dir} ({counts['done']} already complete)",
+          file=sys.stderr)
+    executor = importlib.import_module(EXECUTORS[args.executor])
+    env = dict(item.split("=", 1) for item in config.executor.env)
+    if args.executor == "local":
+        complete = executor.run(study_dir, cells, jobs=args.jobs or config.executor.jobs, env=env)
+    else:
+        complete = executor.run(study_dir, cells, config, env=env, wait=args.wait)
+        if not args.wait:
+            return 0
+    if not args.no_report:
+        from h2r.study import report  # noqa: PLC0415
+
+        path = report.write_report(study_dir)
+        print(f"[study] report: {path}", file=sys.stderr)
+    return 0 if complete else 1
+
+
+def status_main(args) -> int:
+    study_dir = os.path.abspath(args.workdir)
+    config, cells = dag.load_study(study_dir)
+    status = dag.summarize(study_dir, cells)
+    print(f"study {config.name} in {study_dir}: {status['total']} cells, " +
+          ", ".join(f"{n} {k}" for k, n in status["counts"].items()))
+    for kind in ("data", "pretrain", "cotrain", "eval"):
+        ids = [c.id for c in cells if c.kind == kind]
+        if ids:
+            done = sum(status["cells"][i] == "done" for i in ids)
+            print(f"  {kind:9s} {done}/{len(ids)} done")
+    for cell_id, state in status["cells"].items():
+        if state in ("running", "failed") or args.verbose:
+            print(f"  {state:8s} {cell_id}  ({dag.cell_dir(study_dir, cell_id)}/log.txt)")
+    return 0

@@ -1,0 +1,339 @@
+"""One trainer for pretraining and co-training: `train(config, workdir)`.
+
+The train state is a plain pytree {params, opt_state, ema, step, rng}; params are a nested dict
+of arrays (string keys, the same dict orbax saves), merged back into the nnx model inside the
+jitted step. The step has explicit in/out shardings from h2r.train.sharding.
+
+Determinism: the step's rng is fold_in(run rng, step) and the data iterator state is saved with
+every checkpoint, so a run killed and resumed computes exactly what an uninterrupted run does.
+Co-training: config.train.init_from names a finished run; its params initialize this run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+
+from h2r.config import save_config
+from h2r.errors import CheckpointError, H2RError
+from h2r.model import VLA
+from h2r.train import checkpoint, metrics, sharding
+
+# Fields that describe the sample layout: config.model and config.data must agree on them.
+LAYOUT_KEYS = ("max_state_dim", "max_action_dim", "action_horizon", "max_instruction_len", "max_subtask_len")
+
+
+class TrainingError(H2RError):
+    """Training cannot go on (e.g. the loss became NaN/inf); the message says what is kept."""
+
+
+# ---------------------------------------------------------------------------- params as dicts
+def str_keys(tree):
+    """Nested dict with every key a string (orbax stores dict keys as strings anyway)."""
+    if isinstance(tree, dict):
+        return {str(k): str_keys(v) for k, v in tree.items()}
+    return tree
+
+
+def merge_model(graphdef, params, rest) -> VLA:
+    """The nnx model for a params dict (inside jit: a pure function of the arrays)."""
+    return nnx.merge(graphdef, nnx.State(nnx.restore_int_paths(params)), rest)
+
+
+def abstract_model(model_config, seed: int):
+    """(graphdef, abstract params dict, rest state) without allocating any parameter."""
+    model = nnx.eval_shape(lambda: VLA(model_config, rngs=nnx.Rngs(seed)))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    return graphdef, params, rest
+
+
+def param_shardings(params_state, mesh):
+    """NamedShardings (string-keyed dict) of the params from their logical axis names."""
+    return str_keys(nnx.to_pure_dict(sharding.state_shardings(params_state, mesh)))
+
+
+def init_params(model_config, seed: int, shardings):
+    """Creates the model's params directly sharded (jit with out_shardings) and its other state."""
+    def create():
+        model = VLA(model_config, rngs=nnx.Rngs(seed))
+        _, params, rest = nnx.split(model, nnx.Param, ...)
+        return str_keys(nnx.to_pure_dict(params)), rest
+    params, rest = jax.jit(create, out_shardings=(shardings, None))()
+    return params, rest
+
+
+# ---------------------------------------------------------------------------- optimizer
+def lr_schedule(train_config) -> optax.Schedule:
+    warmup = int(train_config.warmup_steps)
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=float(train_config.lr), warmup_steps=warmup,
+        decay_steps=max(int(train_config.steps), warmup + 1), end_value=0.1 * float(train_config.lr))
+
+
+def make_optimizer(train_config) -> optax.GradientTransformation:
+    """Global-norm clipping, then AdamW (no decay on vectors: norms, biases, positions)."""
+    decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)  # noqa: E731
+    return optax.chain(
+        optax.clip_by_global_norm(float(train_config.grad_clip)),
+        optax.adamw(lr_schedule(train_config), b1=0.9, b2=0.95,
+                    weight_decay=float(train_config.weight_decay), mask=decay_mask))
+
+
+def train_state_shardings(tx, abstract_params, params_sh, mesh):
+    """Shardings of {opt_state, ema, step, rng}: optimizer moments follow their params."""
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    opt_abstract = jax.eval_shape(tx.init, abstract_params)
+    opt_sh = optax.tree_map_params(tx, lambda _, sh: sh, opt_abstract, params_sh,
+                                   transform_non_params=lambda _: replicated)
+    return {"opt_state": opt_sh, "ema": params_sh, "step": replicated, "rng": replicated}
+
+
+# ---------------------------------------------------------------------------- the step
+def make_train_step(graphdef, rest, tx, schedule, ema_decay: float):
+    def train_step(params, train_state, batch):
+        step = train_state["step"]
+        rng = jax.random.fold_in(jax.random.wrap_key_data(train_state["rng"]), step)
+
+        def loss_fn(p):
+            return merge_model(graphdef, p, rest).compute_loss(batch, rng)
+
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, train_state["opt_state"], params)
+        params = optax.apply_updates(params, updates)
+        ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, train_state["ema"], params)
+        step_metrics = {**aux, "loss": loss, "grad_norm": optax.global_norm(grads),
+                        "param_norm": optax.global_norm(params), "lr": schedule(step)}
+        new_state = {"opt_state": opt_state, "ema": ema, "step": step + 1, "rng": train_state["rng"]}
+        return params, new_state, step_metrics
+    return train_step
+
+
+# ---------------------------------------------------------------------------- data
+def make_data_iterator(config):
+    """This process's iterator of numpy batches (grain DatasetIterator, checkpointable)."""
+    if config.data.kind == "synthetic":
+        from h2r.train import synthetic  # noqa: PLC0415
+        return synthetic.make_iterator(config, jax.process_index(), jax.process_count())
+    from h2r.data import pipeline  # noqa: PLC0415
+    return pipeline.make_iterator(config, jax.process_index(), jax.process_count())
+
+
+def to_global(local_batch, mesh):
+    """Per-process numpy batch -> global jax.Arrays split over the mesh's batch axes."""
+    from h2r.data import pipeline  # noqa: PLC0415
+    return pipeline.to_global_batch(local_batch, sharding.batch_sharding(mesh))
+
+
+def read_norm_stats(config) -> dict:
+    """{dataset name: stats} the pipeline normalizes with (identity for synthetic data)."""
+    if config.data.kind == "synthetic":
+        from h2r.train import synthetic  # noqa: PLC0415
+        return synthetic.norm_stats(config)
+    from h2r.data import pipeline  # noqa: PLC0415
+    return pipeline.norm_stats(config)
+
+
+def check_tokenizer(config):
+    """The data's tokenizer must fit the model's embedding table."""
+    if config.data.kind == "synthetic":
+        return
+    from h2r.data import tokenizer as tokenizer_lib  # noqa: PLC0415
+    tok = tokenizer_lib.Tokenizer.load(tokenizer_lib.path_for(config.data.dir))
+    if tok.vocab_size > config.model.vocab_size:
+        from h2r.config import ConfigError  # noqa: PLC0415
+        raise ConfigError(f"the tokenizer of {config.data.dir} has {tok.vocab_size} words but "
+                          f"config.model.vocab_size={config.model.vocab_size}: raise model.vocab_size")
+
+
+def _check_layout(config):
+    diff = {k: (config.model.get(k), config.data.get(k)) for k in LAYOUT_KEYS
+            if config.model.get(k) != config.data.get(k)}
+    if diff:
+        from h2r.config import ConfigError  # noqa: PLC0415
+        raise ConfigError("config.model and config.data disagree on the sample layout: " + ", ".join(
+            f"{k}: model {m} vs data {d}" for k, (m, d) in diff.items()))
+
+
+# ---------------------------------------------------------------------------- run directory
+def write_run_files(config, workdir: str, norm_stats: dict):
+    """config.json, norm_stats.json and tokenizer.json next to the checkpoints (main process)."""
+    if jax.process_index() != 0:
+        return
+    os.makedirs(workdir, exist_ok=True)
+    save_config(config, os.path.join(workdir, "config.json"))
+    tmp = os.path.join(workdir, f"norm_stats.json.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(norm_stats, f, indent=1)
+    os.replace(tmp, os.path.join(workdir, "norm_stats.json"))
+    tokenizer = os.path.join(config.data.dir or "", "tokenizer.json")
+    if config.data.dir and os.path.exists(tokenizer):
+        tmp = os.path.join(workdir, f"tokenizer.json.tmp-{os.getpid()}")
+        shutil.copyfile(tokenizer, tmp)
+        os.replace(tmp, os.path.join(workdir, "tokenizer.json"))
+
+
+class _StopSignal:
+    """Records SIGTERM (preemption) so the loop can save and stop at a step boundary."""
+
+    def __init__(self):
+        self.received = False
+        self._previous = None
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread: no handler, no preemption saves
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def agreed(self) -> bool:
+        """True on every process once any process received the signal (a collective)."""
+        if jax.process_count() == 1:
+            return self.received
+        from jax.experimental import multihost_utils  # noqa: PLC0415
+        flags = multihost_utils.process_allgather(np.array([self.received]))
+        return bool(np.any(flags))
+
+
+# ---------------------------------------------------------------------------- train
+def train(config: ml_collections.ConfigDict, workdir: str, *, stream=None) -> dict[str, Any]:
+    """Trains (or resumes) the run in `workdir`. Returns {"step", "preempted", "last_metrics"}."""
+    import sys  # noqa: PLC0415
+    stream = stream or sys.stdout
+    workdir = os.path.abspath(workdir)
+    tc = config.train
+    _check_layout(config)
+    mesh = sharding.make_mesh(config.mesh)
+    divisor = sharding.batch_divisor(mesh)
+    if tc.batch_size % divisor:
+        from h2r.config import ConfigError  # noqa: PLC0415
+        raise ConfigError(f"train.batch_size={tc.batch_size} must be a multiple of {divisor} "
+                          f"(devices along the mesh's data x fsdp axes)")
+    is_main = jax.process_index() == 0
+    data_iter = make_data_iterator(config)  # first: it prepares stats and tokenizer if missing
+    check_tokenizer(config)
+    norm_stats = read_norm_stats(config)
+    write_run_files(config, workdir, norm_stats)
+    extra = {"config": json.loads(config.to_json_best_effort()), "norm_stats": norm_stats}
+
+    tx = make_optimizer(tc)
+    schedule = lr_schedule(tc)
+    with sharding.use_mesh(mesh):
+        graphdef, abstract_params_state, rest = abstract_model(config.model, tc.seed)
+        params_sh = param_shardings(abstract_params_state, mesh)
+        abstract_params = jax.tree.map(
+            lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
+            str_keys(nnx.to_pure_dict(abstract_params_state)), params_sh)
+        state_sh = train_state_shardings(tx, abstract_params, params_sh, mesh)
+        abstract_train_state = _abstract_train_state(tx, abstract_params, tc, state_sh)
+
+        manager = checkpoint.make_manager(workdir, keep=tc.keep, keep_period=tc.get("keep_period") or None)
+        start_step = manager.latest_step()
+        params = None
+        if start_step is not None:
+            params, train_state = checkpoint.restore_for_training(
+                manager, start_step, abstract_params=abstract_params,
+                abstract_train_state=abstract_train_state, data_iter=data_iter, workdir=workdir)
+            print(f"resumed {workdir} from step {start_step}", file=stream, flush=True)
+        else:
+            if tc.init_from:  # co-training: the pretrained run's params, a fresh optimizer
+                params, from_step = checkpoint.restore_params(tc.init_from, abstract_params)
+                print(f"initialized params from {tc.init_from} step {from_step}", file=stream, flush=True)
+            start_step = 0
+        if params is None or jax.tree.leaves(rest):  # fresh params (or the model's non-param state)
+            fresh_params, rest = init_params(config.model, tc.seed, params_sh)
+            params = fresh_params if params is None else params
+        if start_step == 0:
+            train_state = _fresh_train_state(tx, params, tc, state_sh)
+
+        step_fn = jax.jit(
+            make_train_step(graphdef, rest, tx, schedule, float(tc.ema_decay)),
+            in_shardings=(params_sh, state_sh, None), out_shardings=(params_sh, state_sh, None),
+            donate_argnums=(0, 1))
+        return _loop(config, workdir, mesh, manager, step_fn, params, train_state, data_iter,
+                     start_step, extra, is_main, stream)
+
+
+def _make_train_state(tx, params, seed: int):
+    return {"opt_state": tx.init(params), "ema": jax.tree.map(jnp.copy, params),
+            "step": jnp.zeros((), jnp.int32), "rng": jax.random.key_data(jax.random.key(seed))}
+
+
+def _fresh_train_state(tx, params, tc, state_sh):
+    return jax.jit(lambda p: _make_train_state(tx, p, int(tc.seed)), out_shardings=state_sh)(params)
+
+
+def _abstract_train_state(tx, abstract_params, tc, state_sh):
+    """The train state's shapes/dtypes with its shardings: the restore target."""
+    shapes = jax.eval_shape(lambda p: _make_train_state(tx, p, int(tc.seed)), abstract_params)
+    return jax.tree.map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh), shapes, state_sh)
+
+
+def _loop(config, workdir, mesh, manager, step_fn, params, train_state, data_iter, start_step,
+          extra, is_main, stream):
+    tc = config.train
+    total = int(tc.steps)
+    step = start_step
+    logger = None
+    last_saved = start_step if manager.latest_step() is not None else None
+    last_metrics: dict = {}
+    try:
+        with _StopSignal() as stop:
+            while step < total:
+                batch = to_global(next(data_iter), mesh)
+                if logger is None:  # compile ahead of time: FLOPs per step from XLA's cost analysis
+                    compiled = step_fn.lower(params, train_state, batch).compile()
+                    flops = metrics.compiled_flops(compiled)
+                    flops = flops * mesh.size if flops else None
+                    logger = metrics.MetricLogger(workdir, total_steps=total, global_batch_size=tc.batch_size,
+                                                  flops_per_step=flops, is_main=is_main, stream=stream)
+                    logger.start(step)
+                params, train_state, step_metrics = compiled(params, train_state, batch)
+                step += 1
+                logger.record(step, step_metrics)
+                checkpoint_due = step % tc.checkpoint_every == 0 or step == total
+                # In multi-process runs the signal is agreed on at log steps only (a collective).
+                if jax.process_count() == 1 or step % tc.log_every == 0 or checkpoint_due:
+                    preempted = stop.agreed()
+                else:
+                    preempted = False
+                if step % tc.log_every == 0 or step == total or checkpoint_due or preempted:
+                    last_metrics = logger.flush(step) or last_metrics
+                if checkpoint_due or preempted:
+                    checkpoint.save(manager, step, params=params, train_state=train_state,
+                                    data_iter=data_iter, extra=extra,
+                                    metrics={"loss": last_metrics.get("loss", float("inf"))},
+                                    force=True)
+                    last_saved = step
+                if preempted:
+                    print(f"SIGTERM: saved step {step} in {checkpoint.checkpoint_dir(workdir)}; stopping",
+                          file=stream, flush=True)
+                    return {"step": step, "preempted": True, "last_metrics": last_metrics}
+    except metrics.NonFiniteLoss as e:
+        manager.wait_until_finished()
+        kept = (f"the last good checkpoint, step {last_saved}, is intact in "
+                f"{checkpoint.checkpoint_dir(workdir)}" if last_saved is not None else "no checkpoint was saved")
+        raise TrainingError(f"training stopped: loss is {e.value} at step {e.step} of {workdir}; {kept}. "
+                            f"Lower train.lr or check the data.") from None
+    finally:
+        manager.wait_until_finished()
+        manager.close()
+        if logger is not None:
+            logger.close()
+    return {"step": step, "preempted": False, "last_metrics": last_metrics}

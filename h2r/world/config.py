@@ -1,0 +1,106 @@
+"""Static sizes of the world, the env config, and episode specs.
+
+Everything that varies per episode (scene, task, embodiment, objects) is an int in an
+`EpisodeSpec`, so one jitted function serves every combination and batches vmap over it.
+Array shapes are fixed by the constants below (inactive object/fixture/move slots are masked).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from h2r.world import catalogue as cat
+
+NUM_OBJECTS = 8        # object slots: 0..4 task objects, 5..7 distractors
+NUM_TASK_OBJECTS = 5
+NUM_FIXTURES = 2
+MAX_MOVES = 4
+ACTION_PAD = 3         # step() takes f32[ACTION_PAD]: the embodiment's action, zero-padded
+STATE_PAD = 8          # observe()["state"] is f32[STATE_PAD]: the embodiment's proprio, zero-padded
+# The human's step() command is [dx_cam, dy_cam, hand_closed]: its recorded action is the first two
+# (plus tracking noise); the hand closing is part of the world, not of the action.
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    """Static (hashable) world options; pass as a static argument to jit."""
+    image_size: int = 64            # both views are image_size x image_size RGB
+    horizon: int = 60               # max control steps of an episode
+    max_task_objects: int = 3       # caps the objects moved by multi-object families (>= 2)
+    max_distractors: int = 3        # caps a scene's distractor count (<= 3)
+    steps_after_success: int = 3    # an episode ends this many steps after success
+    expert_noise: float = 1.0       # scale of the scripted experts' motion noise
+    tracking_noise: float = 0.05    # human action: uniform noise in [-b, b] per dim (action units)
+    ego_motion: float = 1.0         # scale of the human head camera's per-step jitter
+    wrist_half_extent: float = 0.17  # half width of the wrist view (table units)
+
+    def __post_init__(self):
+        if self.image_size < 16:
+            raise ValueError(f"EnvConfig.image_size={self.image_size}: expected >= 16")
+        if not 1 <= self.max_task_objects <= MAX_MOVES:
+            raise ValueError(f"EnvConfig.max_task_objects={self.max_task_objects}: expected 1..{MAX_MOVES}")
+        if not 0 <= self.max_distractors <= NUM_OBJECTS - NUM_TASK_OBJECTS:
+            raise ValueError(f"EnvConfig.max_distractors={self.max_distractors}: expected 0..3")
+
+    @classmethod
+    def from_config(cls, config) -> "EnvConfig":
+        """From a data config: `resolution`, `horizon`, and any field under `config.env`."""
+        get = config.get if hasattr(config, "get") else (lambda k, d=None: getattr(config, k, d))
+        values = {}
+        if get("resolution", None) is not None:
+            values["image_size"] = int(get("resolution"))
+        if get("horizon", None) is not None:
+            values["horizon"] = int(get("horizon"))
+        env = get("env", None) or {}
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key, value in dict(env).items():
+            if key not in names:
+                raise ValueError(f"config.env.{key}: unknown world option; expected one of {sorted(names)}")
+            values[key] = value
+        return cls(**values)
+
+
+TINY = EnvConfig(image_size=32, horizon=48, max_task_objects=2, max_distractors=2)
+
+
+class EpisodeSpec(NamedTuple):
+    """What an episode is: int32 scalars (or [B] arrays for a batch)."""
+    scene: np.ndarray
+    task_family: np.ndarray
+    embodiment: np.ndarray
+    variant: np.ndarray
+    seed: np.ndarray
+
+
+def _indices(kind: str, values) -> np.ndarray:
+    values = np.atleast_1d(np.asarray(values, dtype=object))
+    return np.array([v if isinstance(v, (int, np.integer)) else cat.index_of(kind, str(v)) for v in values],
+                    dtype=np.int32)
+
+
+def make_specs(scene, task_family, embodiment, seed, variant=0) -> EpisodeSpec:
+    """A batch of specs; each argument is a name/index or a sequence of them (broadcast)."""
+    arrays = [_indices("scene", scene), _indices("task_family", task_family),
+              _indices("embodiment", embodiment), np.atleast_1d(np.asarray(variant, np.int32)),
+              np.atleast_1d(np.asarray(seed, np.int64)).astype(np.uint32).astype(np.int32)]
+    arrays = np.broadcast_arrays(*arrays)
+    return EpisodeSpec(*(np.ascontiguousarray(a) for a in arrays))
+
+
+def spec_at(specs: EpisodeSpec, i: int) -> EpisodeSpec:
+    return EpisodeSpec(*(np.asarray(a)[i] for a in specs))
+
+
+def spec_names(spec: EpisodeSpec) -> dict:
+    return {"scene": cat.SCENES[int(spec.scene)].name,
+            "task_family": cat.TASK_FAMILIES[int(spec.task_family)].name,
+            "embodiment": cat.EMBODIMENTS[int(spec.embodiment)].name,
+            "variant": int(spec.variant), "seed": int(np.uint32(np.int32(spec.seed)))}
+
+
+def specs_from_combos(combos: Sequence[tuple[str, str, str, int, int]]) -> EpisodeSpec:
+    """From (scene, task_family, embodiment, variant, seed) tuples."""
+    scene, task, emb, variant, seed = zip(*combos)
+    return make_specs(list(scene), list(task), list(emb), list(seed), list(variant))

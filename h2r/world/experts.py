@@ -1,0 +1,101 @@
+"""Scripted experts: one closed-loop script for every task family and embodiment, with noise.
+
+The script decides a desired grasp-point displacement and a grip (open/closed) from the state;
+`to_action` turns that into the embodiment's own action space. Noise is Gaussian on the
+displacement, proportional to the distance still to go (so the expert stays accurate at the goal).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from h2r.world import dynamics as dyn
+from h2r.world import tables as tb
+from h2r.world import tasks
+from h2r.world.config import MAX_MOVES, EnvConfig
+from h2r.world.state import State
+
+CLOSE_ENOUGH = 0.012    # the expert grasps / releases when the grasp point is this close to its goal
+NOISE = 0.25            # motion noise std, relative to the step length
+
+
+def _pick_place_plan(state: State, obj, target):
+    """(goal of the grasp point, close the gripper?) for carrying object `obj` to `target`."""
+    gp = dyn.grasp_point(state)
+    holding_other = (state.held >= 0) & (state.held != obj)
+    holding = state.held == obj
+    at_object = jnp.linalg.norm(gp - state.obj_pos[obj]) < CLOSE_ENOUGH
+    place_goal = target - state.held_offset
+    at_target = jnp.linalg.norm(gp - place_goal) < CLOSE_ENOUGH
+    goal = jnp.where(holding, place_goal, state.obj_pos[obj])
+    goal = jnp.where(holding_other, gp, goal)
+    close = jnp.where(holding, ~at_target, at_object & ~holding_other)
+    return goal, close
+
+
+def _push_plan(state: State, obj, target):
+    """Goal of the grasp point for pushing `obj` to `target` (the gripper stays open)."""
+    gp = dyn.grasp_point(state)
+    p = state.obj_pos[obj]
+    u = target - p
+    u = u / (jnp.linalg.norm(u) + 1e-6)
+    perp = jnp.stack([-u[1], u[0]])
+    rel = gp - p
+    behind = p - u * (dyn.PUSH_RADIUS + 0.02)
+    lateral = jnp.abs(rel @ perp)
+    in_position = (rel @ u < -0.5 * dyn.PUSH_RADIUS) & (lateral < 0.02) & (jnp.linalg.norm(rel) < dyn.PUSH_RADIUS + 0.04)
+    # Going behind the object: detour around its side if the straight path would touch it.
+    seg = behind - gp
+    tt = jnp.clip(((p - gp) @ seg) / (seg @ seg + 1e-9), 0.0, 1.0)
+    blocked = jnp.linalg.norm(gp + tt * seg - p) < dyn.PUSH_RADIUS + 0.012
+    side = jnp.where(rel @ perp >= 0, 1.0, -1.0)
+    detour = p + side * perp * (dyn.PUSH_RADIUS + 0.07) - u * 0.02
+    approach = jnp.where(blocked, detour, behind)
+    push_goal = gp + u * jnp.minimum(jnp.linalg.norm(target - p) + 0.01, 0.05)
+    return jnp.where(in_position, push_goal, approach)
+
+
+def plan(state: State):
+    """(desired grasp-point goal, close?) of the scripted expert."""
+    k = jnp.minimum(tasks.current_move(state), MAX_MOVES - 1)
+    obj = state.move_obj[k]
+    target = tasks.move_target(state)[k]
+    goal, close = _pick_place_plan(state, obj, target)
+    push_goal = _push_plan(state, obj, target)
+    goal = jnp.where(state.move_push[k], push_goal, goal)
+    close = jnp.where(state.move_push[k], False, close)
+    finished = tasks.success(state)
+    gp = dyn.grasp_point(state)
+    goal = jnp.where(finished, gp, goal)
+    close = jnp.where(finished, False, close)
+    return goal, close
+
+
+def to_action(state: State, displacement, close):
+    """The embodiment's action (f32[ACTION_PAD]) that moves the grasp point by `displacement`."""
+    mode = dyn.emb(state, tb.EMB_ACTION_MODE)
+    scale = dyn.emb(state, tb.EMB_ACTION_SCALE)
+    base_rot = dyn.rot(dyn.emb(state, tb.EMB_BASE_ANGLE))
+    delta_base = base_rot.T @ displacement / scale
+    absolute = base_rot.T @ (state.ee + displacement - dyn.emb(state, tb.EMB_BASE)) / scale
+    delta_cam = dyn.rot(dyn.camera_angle(state)).T @ displacement / scale
+    xy = jnp.select([mode == 0, mode == 1], [delta_base, absolute], delta_cam)
+    open_value, closed_value = dyn.emb(state, tb.EMB_GRIP_VALUES)[0], dyn.emb(state, tb.EMB_GRIP_VALUES)[1]
+    grip = jnp.where(close, closed_value, open_value)
+    return jnp.concatenate([xy, grip[None]]).astype(jnp.float32)
+
+
+def expert_action(state: State, key, env_config: EnvConfig = EnvConfig()):
+    """The noisy scripted expert's action, f32[ACTION_PAD], in the embodiment's action space."""
+    goal, close = plan(state)
+    gp = dyn.grasp_point(state)
+    max_speed = dyn.emb(state, tb.EMB_MAX_SPEED)
+    d = goal - gp
+    dist = jnp.linalg.norm(d)
+    d = d * jnp.minimum(1.0, 0.95 * max_speed / (dist + 1e-9))
+    noise = jax.random.normal(key, (2,)) * NOISE * env_config.expert_noise * jnp.minimum(dist, max_speed)
+    # Delta actions stay inside [-1, 1]: the noisy step is clipped to the embodiment's speed.
+    d = d + noise
+    d = d * jnp.minimum(1.0, max_speed / (jnp.linalg.norm(d) + 1e-9))
+    # The wrist moves the human's grasp point only approximately (the hand turns as it moves).
+    return to_action(state, d, close)

@@ -1,0 +1,329 @@
+"""The world state pytree and `reset`: lay out a scene's fixtures and objects for a task.
+
+A task is a list of up to MAX_MOVES moves: "object `move_obj[k]` into the region
+(`move_center[k]` +- `move_half[k]`)", or onto another object (`move_anchor[k]` >= 0, stacking),
+or pushed there (`move_push[k]`). Each task family below only decides which objects, colors,
+fixtures and targets; placement, physics and success are shared.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from h2r.world import catalogue as cat
+from h2r.world import tables as tb
+from h2r.world.config import (MAX_MOVES, NUM_FIXTURES, NUM_OBJECTS, NUM_TASK_OBJECTS, EnvConfig,
+                              EpisodeSpec)
+
+# Destination phrases (see tasks.dest_text): what subtask language says about move k's target.
+DEST_FIXTURE, DEST_LEFT_SIDE, DEST_RIGHT_SIDE, DEST_LEFT_BURNER, DEST_RIGHT_BURNER, DEST_BLOCK, DEST_ZONE = range(7)
+SIDE_HALF = (0.10, 0.095)      # a carton side's success region
+STACK_HALF = (0.022, 0.022)    # stacking: within this of the lower block's center
+
+
+class State(NamedTuple):
+    spec: EpisodeSpec
+    t: jnp.ndarray                 # int32 control steps taken
+    key: jnp.ndarray               # PRNG key of the world's own randomness (head-camera ego motion)
+    ee: jnp.ndarray                # f32[2] effector (robots: gripper center; human: wrist), table frame
+    ee_prev: jnp.ndarray           # f32[2] effector one step ago (velocity proprio)
+    grip: jnp.ndarray              # f32 0 open / 1 closed
+    held: jnp.ndarray              # int32 object slot held, -1 none
+    held_offset: jnp.ndarray       # f32[2] held object center minus grasp point
+    obj_pos: jnp.ndarray           # f32[N,2]
+    obj_angle: jnp.ndarray         # f32[N]
+    obj_type: jnp.ndarray          # int32[N] index into catalogue.OBJECT_TYPES
+    obj_color: jnp.ndarray         # int32[N] index into catalogue.COLOR_NAMES
+    obj_active: jnp.ndarray        # bool[N]
+    obj_level: jnp.ndarray         # int32[N] 0 on the table, 1 stacked on another object
+    obj_pushable: jnp.ndarray      # bool[N] pushed by the open effector, never grasped
+    fix_pos: jnp.ndarray           # f32[F,2]
+    fix_type: jnp.ndarray          # int32[F] index into catalogue.FIXTURE_TYPES
+    fix_color: jnp.ndarray         # int32[F]
+    fix_active: jnp.ndarray        # bool[F]
+    move_active: jnp.ndarray       # bool[K]
+    move_obj: jnp.ndarray          # int32[K]
+    move_target: jnp.ndarray       # f32[K,2] where the expert puts the object (static targets)
+    move_center: jnp.ndarray       # f32[K,2] success region center (static targets)
+    move_half: jnp.ndarray         # f32[K,2] success region half extents
+    move_anchor: jnp.ndarray       # int32[K] object to stack on (region follows it), -1 none
+    move_push: jnp.ndarray         # bool[K]
+    move_dest: jnp.ndarray         # int32[K] DEST_* phrase kind
+    move_fix: jnp.ndarray          # int32[K] fixture of the move (phrases), -1 none
+    cam: jnp.ndarray               # f32[3] head-camera ego motion (dx, dy, angle); zero for robots
+    skin: jnp.ndarray              # f32[3] human skin tone
+    sleeve: jnp.ndarray            # f32[3] human sleeve color
+    entry_x: jnp.ndarray           # f32 where the human forearm enters the bottom edge
+    light: jnp.ndarray             # f32 per-episode brightness jitter
+
+
+# ------------------------------------------------------------------------------- helpers
+def _color(key, obj_type, exclude=None):
+    """A random allowed color of `obj_type`, avoiding the bool[colors] `exclude`."""
+    ok = jnp.asarray(tb.OBJ_COLOR_OK)[obj_type]
+    if exclude is not None:
+        ok = ok & ~exclude
+    return jnp.argmax(jnp.where(ok, jax.random.gumbel(key, ok.shape), -jnp.inf)).astype(jnp.int32)
+
+
+def _fix_color(key, fix_type, exclude=None):
+    ok = jnp.asarray(tb.FIX_COLOR_OK)[fix_type]
+    if exclude is not None:
+        ok = ok & ~exclude
+    return jnp.argmax(jnp.where(ok, jax.random.gumbel(key, ok.shape), -jnp.inf)).astype(jnp.int32)
+
+
+def _choice(key, names):
+    ids = jnp.array([tb.OBJ_ID.get(n, tb.FIX_ID.get(n)) for n in names], jnp.int32)
+    return ids[jax.random.randint(key, (), 0, len(names))]
+
+
+def _distinct(key, names, n):
+    ids = jnp.array([tb.OBJ_ID[x] for x in names], jnp.int32)
+    return ids[jax.random.permutation(key, len(names))[:n]]
+
+
+def _task(n_objects, n_moves):
+    """An empty task description: fields every family fills."""
+    z = lambda shape, dtype=jnp.int32: jnp.zeros(shape, dtype)  # noqa: E731
+    return dict(
+        obj_type=z(NUM_TASK_OBJECTS), obj_color=z(NUM_TASK_OBJECTS),
+        obj_active=jnp.arange(NUM_TASK_OBJECTS) < n_objects, obj_pushable=z(NUM_TASK_OBJECTS, bool),
+        fix_type=z(NUM_FIXTURES), fix_color=z(NUM_FIXTURES), fix_active=z(NUM_FIXTURES, bool),
+        move_active=jnp.arange(MAX_MOVES) < n_moves, move_obj=jnp.arange(MAX_MOVES, dtype=jnp.int32),
+        move_fix=z(MAX_MOVES), move_slot=jnp.arange(MAX_MOVES, dtype=jnp.int32),
+        move_side=z(MAX_MOVES, bool), move_anchor=jnp.full(MAX_MOVES, -1, jnp.int32),
+        move_push=z(MAX_MOVES, bool), move_dest=z(MAX_MOVES))
+
+
+def _set(a, i, v):
+    return a.at[i].set(v)
+
+
+# ------------------------------------------------------------------------- task families
+def _pick_place(key, variant, cap):
+    k = jax.random.split(key, 5)
+    d = _task(1, 1)
+    obj = _choice(k[0], ("block", "jar", "cup", "apple", "can"))
+    fix = jnp.array([tb.FIX_ID[n] for n in ("bowl", "plate", "bin")])[jax.random.permutation(k[1], 3)[:2]]
+    d["obj_type"] = _set(d["obj_type"], 0, obj)
+    d["obj_color"] = _set(d["obj_color"], 0, _color(k[2], obj))
+    d["fix_type"], d["fix_active"] = fix, jnp.ones(NUM_FIXTURES, bool)
+    c0 = _fix_color(k[3], fix[0])
+    d["fix_color"] = jnp.stack([c0, _fix_color(k[4], fix[1])])
+    return d
+
+
+def _eggs(key, n):
+    k = jax.random.split(key, n)
+    d = _task(n, n)
+    d["obj_type"] = jnp.full(NUM_TASK_OBJECTS, tb.OBJ_ID["egg"], jnp.int32)
+    d["obj_color"] = jnp.stack([_color(k[i], tb.OBJ_ID["egg"]) for i in range(n)]
+                               + [jnp.int32(0)] * (NUM_TASK_OBJECTS - n))
+    d["fix_type"] = jnp.full(NUM_FIXTURES, tb.FIX_ID["carton"], jnp.int32)
+    d["fix_active"] = jnp.array([True, False])
+    d["fix_color"] = jnp.full(NUM_FIXTURES, tb.COLOR_ID["gray"], jnp.int32)
+    return d
+
+
+def _eggs_in_carton(key, variant, cap):
+    return _eggs(key, min(3, cap))
+
+
+# Sorting: white eggs fill the left side's cells (0, 4, 1, 5), brown eggs the right side's (3, 7, 2, 6).
+_LEFT_CELLS, _RIGHT_CELLS = jnp.array([0, 4, 1, 5]), jnp.array([3, 7, 2, 6])
+
+
+def _sort_eggs(key, variant, cap):
+    n = max(2, min(4, cap))
+    d = _eggs(key, n)
+    white = d["obj_color"] == tb.COLOR_ID["white"]
+    white = white.at[0].set(True).at[1].set(False)          # at least one egg of each color
+    d["obj_color"] = jnp.where(white, tb.COLOR_ID["white"], tb.COLOR_ID["brown"]).astype(jnp.int32)
+    w, b = white[:MAX_MOVES], ~white[:MAX_MOVES]
+    rank_w, rank_b = jnp.cumsum(w) - 1, jnp.cumsum(b) - 1
+    d["move_slot"] = jnp.where(w, _LEFT_CELLS[rank_w], _RIGHT_CELLS[rank_b]).astype(jnp.int32)
+    d["move_side"] = jnp.ones(MAX_MOVES, bool)
+    d["move_dest"] = jnp.where(w, DEST_LEFT_SIDE, DEST_RIGHT_SIDE).astype(jnp.int32)
+    return d
+
+
+def _bussing(key, variant, cap):
+    n = min(3, cap)
+    k = jax.random.split(key, 6)
+    d = _task(n, n)
+    types = jnp.where(variant == 1, _distinct(k[0], cat.NEW_DISHES, 3), _distinct(k[0], cat.DISHES, 3))
+    d["obj_type"] = d["obj_type"].at[:3].set(types)
+    d["obj_color"] = d["obj_color"].at[:3].set(jnp.stack([_color(k[1 + i], types[i]) for i in range(3)]))
+    d["fix_type"] = jnp.full(NUM_FIXTURES, tb.FIX_ID["bin"], jnp.int32)
+    d["fix_active"] = jnp.array([True, False])
+    d["fix_color"] = jnp.full(NUM_FIXTURES, _fix_color(k[4], tb.FIX_ID["bin"]), jnp.int32)
+    return d
+
+
+def _jar_to_stove(key, variant, cap):
+    k = jax.random.split(key, 3)
+    d = _task(2, 1)                       # the second jar is a distractor the instruction rules out
+    jar = tb.OBJ_ID["jar"]
+    c0 = _color(k[0], jar)
+    c1 = _color(k[1], jar, jnp.arange(len(cat.COLOR_NAMES)) == c0)
+    d["obj_type"] = d["obj_type"].at[:2].set(jar)
+    d["obj_color"] = d["obj_color"].at[:2].set(jnp.stack([c0, c1]))
+    d["fix_type"] = jnp.full(NUM_FIXTURES, tb.FIX_ID["stove"], jnp.int32)
+    d["fix_active"] = jnp.array([True, False])
+    d["fix_color"] = jnp.full(NUM_FIXTURES, tb.COLOR_ID["black"], jnp.int32)
+    burner = jax.random.randint(k[2], (), 0, 2)
+    d["move_slot"] = d["move_slot"].at[0].set(burner)
+    d["move_dest"] = d["move_dest"].at[0].set(jnp.where(burner == 0, DEST_LEFT_BURNER, DEST_RIGHT_BURNER))
+    return d
+
+
+def _tidy(key, variant, cap):
+    n = min(3, cap)
+    k = jax.random.split(key, 6)
+    d = _task(n, n)
+    types = _distinct(k[0], ("spoon", "block", "cup", "can", "apple"), 3)
+    d["obj_type"] = d["obj_type"].at[:3].set(types)
+    d["obj_color"] = d["obj_color"].at[:3].set(jnp.stack([_color(k[1 + i], types[i]) for i in range(3)]))
+    fix = jnp.where(jax.random.bernoulli(k[4]), tb.FIX_ID["drawer"], tb.FIX_ID["shelf"]).astype(jnp.int32)
+    d["fix_type"] = jnp.full(NUM_FIXTURES, fix, jnp.int32)
+    d["fix_active"] = jnp.array([True, False])
+    d["fix_color"] = jnp.full(NUM_FIXTURES, _fix_color(k[5], fix), jnp.int32)
+    return d
+
+
+def _stack(key, variant, cap):
+    k = jax.random.split(key, 2)
+    d = _task(2, 1)
+    block = tb.OBJ_ID["block"]
+    c0 = _color(k[0], block)
+    c1 = _color(k[1], block, jnp.arange(len(cat.COLOR_NAMES)) == c0)
+    d["obj_type"] = d["obj_type"].at[:2].set(block)
+    d["obj_color"] = d["obj_color"].at[:2].set(jnp.stack([c0, c1]))
+    d["move_anchor"] = d["move_anchor"].at[0].set(1)
+    d["move_fix"] = jnp.full(MAX_MOVES, -1, jnp.int32)
+    d["move_dest"] = d["move_dest"].at[0].set(DEST_BLOCK)
+    return d
+
+
+def _push(key, variant, cap):
+    k = jax.random.split(key, 2)
+    d = _task(1, 1)
+    block = tb.OBJ_ID["block"]
+    zone = tb.FIX_ID["zone"]
+    c_zone = _fix_color(k[1], zone)
+    d["obj_type"] = d["obj_type"].at[0].set(block)
+    d["obj_color"] = d["obj_color"].at[0].set(_color(k[0], block, jnp.arange(len(cat.COLOR_NAMES)) == c_zone))
+    d["obj_pushable"] = d["obj_pushable"].at[0].set(True)
+    d["fix_type"] = jnp.full(NUM_FIXTURES, zone, jnp.int32)
+    d["fix_active"] = jnp.array([True, False])
+    d["fix_color"] = jnp.full(NUM_FIXTURES, c_zone, jnp.int32)
+    d["move_push"] = d["move_push"].at[0].set(True)
+    d["move_dest"] = d["move_dest"].at[0].set(DEST_ZONE)
+    return d
+
+
+FAMILY_BUILDERS = {"pick_place": _pick_place, "eggs_in_carton": _eggs_in_carton,
+                   "sort_eggs_by_color": _sort_eggs, "bussing": _bussing, "jar_to_stove": _jar_to_stove,
+                   "tidy": _tidy, "stack": _stack, "push_to_zone": _push}
+assert tuple(FAMILY_BUILDERS) == tuple(t.name for t in cat.TASK_FAMILIES), "one builder per family, in order"
+
+
+# ------------------------------------------------------------------------------ placement
+_GRID = np.stack(np.meshgrid(np.linspace(0.1, 0.9, 6), np.linspace(0.1, 0.9, 6)), -1).reshape(-1, 2)
+
+
+def _place_fixtures(key, scene, fix_type):
+    rng = jnp.asarray(tb.SCENE_FIXTURE_RANGE)[scene]
+    u = jax.random.uniform(key, (3,))
+    p0 = jnp.stack([rng[0] + (rng[1] - rng[0]) * u[0], rng[2] + (rng[3] - rng[2]) * u[1]])
+    p1 = jnp.stack([1.0 - p0[0], p0[1] + 0.1 * (u[2] - 0.5)])        # a second fixture mirrors the first
+    pos = jnp.stack([p0, p1])
+    half = jnp.asarray(tb.FIX_OUTER)[fix_type]
+    return jnp.clip(pos, half + 0.01, 1.0 - half - 0.01)
+
+
+def _place_objects(key, fix_pos, fix_type, fix_active):
+    """NUM_OBJECTS positions on a jittered grid, clear of the active fixtures."""
+    k1, k2 = jax.random.split(key)
+    cand = jnp.asarray(_GRID, jnp.float32) + jax.random.uniform(k1, _GRID.shape, minval=-0.025, maxval=0.025)
+    half = jnp.asarray(tb.FIX_OUTER)[fix_type] + 0.055
+    inside = jnp.all(jnp.abs(cand[:, None] - fix_pos[None]) < half[None], -1) & fix_active[None]
+    score = jax.random.uniform(k2, (len(_GRID),)) + 10.0 * jnp.any(inside, -1)
+    return cand[jnp.argsort(score)[:NUM_OBJECTS]]
+
+
+def _distractors(key, scene, task_types, task_active, env_config: EnvConfig):
+    k = jax.random.split(key, 3)
+    lo, hi = jnp.asarray(tb.SCENE_DISTRACTORS)[scene]
+    count = jnp.minimum(jax.random.randint(k[0], (), lo, hi + 1), env_config.max_distractors)
+    allowed = jnp.array([tb.OBJ_ID[n] for n in cat.DISTRACTOR_TYPES], jnp.int32)
+    clash = jnp.any((allowed[:, None] == task_types[None]) & task_active[None], -1)
+    n_extra = NUM_OBJECTS - NUM_TASK_OBJECTS
+    scores = jax.random.gumbel(k[1], (n_extra, len(allowed))) + jnp.where(clash, -1e9, 0.0)
+    types = allowed[jnp.argmax(scores, -1)]
+    colors = jax.vmap(_color)(jax.random.split(k[2], n_extra), types)
+    return types, colors, jnp.arange(n_extra) < count
+
+
+# ---------------------------------------------------------------------------------- reset
+def reset(spec: EpisodeSpec, env_config: EnvConfig = EnvConfig()) -> State:
+    """The initial state of the episode `spec` (int32 scalars). Deterministic in spec."""
+    spec = EpisodeSpec(*(jnp.asarray(x, jnp.int32) for x in spec))
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(0), spec.seed), spec.task_family)
+    keys = jax.random.split(key, 10)
+    cap = env_config.max_task_objects
+    branches = [lambda k, v, f=f: f(k, v, cap) for f in FAMILY_BUILDERS.values()]
+    task = jax.lax.switch(spec.task_family, branches, keys[0], spec.variant)
+
+    fix_pos = _place_fixtures(keys[1], spec.scene, task["fix_type"])
+    pos = _place_objects(keys[2], fix_pos, task["fix_type"], task["fix_active"])
+    d_types, d_colors, d_active = _distractors(keys[3], spec.scene, task["obj_type"], task["obj_active"],
+                                               env_config)
+    obj_type = jnp.concatenate([task["obj_type"], d_types])
+    angle = jax.random.uniform(keys[4], (NUM_OBJECTS,), minval=-0.4, maxval=0.4)
+    angle = jnp.where(obj_type == tb.OBJ_ID["spoon"], angle * 7.0, angle)
+
+    # Move targets: a fixture slot (its whole fixture, one carton side, or one burner as region).
+    fix_of_move = jnp.where(task["move_fix"] < 0, 0, task["move_fix"])
+    ftype = task["fix_type"][fix_of_move]
+    slot = jnp.asarray(tb.FIX_SLOTS)[ftype, task["move_slot"]]
+    target = fix_pos[fix_of_move] + slot
+    whole = jnp.asarray(tb.FIX_HALF)[ftype]
+    is_stove = ftype == tb.FIX_ID["stove"]
+    side_center = fix_pos[fix_of_move] + jnp.stack([jnp.sign(slot[:, 0]) * 0.11, jnp.zeros(MAX_MOVES)], -1)
+    center = jnp.where(task["move_side"][:, None], side_center,
+                       jnp.where(is_stove[:, None], target, fix_pos[fix_of_move]))
+    half = jnp.where(task["move_side"][:, None], jnp.asarray(SIDE_HALF), whole)
+    half = jnp.where((task["move_anchor"] >= 0)[:, None], jnp.asarray(STACK_HALF), half)
+
+    human = jnp.asarray(tb.EMB_IS_HUMAN)[spec.embodiment]
+    u = jax.random.uniform(keys[5], (4,))
+    entry_x = 0.3 + 0.4 * u[0]
+    ee = _start_effector(spec.embodiment, u[1:3], entry_x)
+    return State(
+        spec=spec, t=jnp.int32(0), key=keys[6], ee=ee, ee_prev=ee, grip=jnp.float32(0), held=jnp.int32(-1),
+        held_offset=jnp.zeros(2), obj_pos=pos, obj_angle=angle, obj_type=obj_type,
+        obj_color=jnp.concatenate([task["obj_color"], d_colors]),
+        obj_active=jnp.concatenate([task["obj_active"], d_active]),
+        obj_level=jnp.zeros(NUM_OBJECTS, jnp.int32),
+        obj_pushable=jnp.concatenate([task["obj_pushable"], jnp.zeros(NUM_OBJECTS - NUM_TASK_OBJECTS, bool)]),
+        fix_pos=fix_pos, fix_type=task["fix_type"], fix_color=task["fix_color"], fix_active=task["fix_active"],
+        move_active=task["move_active"], move_obj=task["move_obj"], move_target=target, move_center=center,
+        move_half=half, move_anchor=task["move_anchor"], move_push=task["move_push"], move_dest=task["move_dest"],
+        move_fix=task["move_fix"], cam=jnp.zeros(3),
+        skin=jnp.asarray(tb.SKIN_RGB)[jax.random.randint(keys[7], (), 0, len(tb.SKIN_RGB))],
+        sleeve=jnp.asarray(tb.SLEEVE_RGB)[jax.random.randint(keys[8], (), 0, len(tb.SLEEVE_RGB))],
+        entry_x=jnp.where(human, entry_x, 0.5), light=0.06 * (u[3] - 0.5))
+
+
+def _start_effector(embodiment, u, entry_x):
+    """Robots start near their base, inside the table; the human's hand starts low on the table."""
+    base = jnp.asarray(tb.EMB_BASE)[embodiment]
+    toward = jnp.clip(base, 0.0, 1.0) * 0.7 + 0.15          # 30% of the way from the base side to the center
+    robot = toward + 0.08 * (u - 0.5)
+    human = jnp.stack([entry_x + 0.1 * (u[0] - 0.5), 0.12 + 0.06 * u[1]])
+    return jnp.where(jnp.asarray(tb.EMB_IS_HUMAN)[embodiment], human, robot).astype(jnp.float32)

@@ -1,0 +1,119 @@
+"""Success predicates, phases, and the language of tasks (instruction and per-phase subtasks).
+
+Move k is done when its object lies inside its target region and is not held. The phase is
+2k while reaching/picking the first unfinished move's object, 2k+1 while carrying (or pushing)
+it, and 2*num_moves once every move is done. Success: every move done.
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from h2r.world import catalogue as cat
+from h2r.world import dynamics
+from h2r.world import state as st
+from h2r.world import tables as tb
+from h2r.world.config import MAX_MOVES
+
+
+def move_region(state: st.State):
+    """[K,2] centers (following the anchor object when stacking) and [K,2] half extents."""
+    anchored = state.move_anchor >= 0
+    center = jnp.where(anchored[:, None], state.obj_pos[jnp.maximum(state.move_anchor, 0)], state.move_center)
+    return center, state.move_half
+
+
+def move_target(state: st.State):
+    """[K,2] where the expert puts each move's object."""
+    anchored = state.move_anchor >= 0
+    return jnp.where(anchored[:, None], state.obj_pos[jnp.maximum(state.move_anchor, 0)], state.move_target)
+
+
+def moves_done(state: st.State):
+    center, half = move_region(state)
+    pos = state.obj_pos[state.move_obj]
+    inside = jnp.all(jnp.abs(pos - center) <= half, -1) & (state.held != state.move_obj)
+    return inside | ~state.move_active
+
+
+def success(state: st.State):
+    return jnp.all(moves_done(state))
+
+
+def current_move(state: st.State):
+    """Index of the first unfinished move (num_moves when all are done)."""
+    done = moves_done(state)
+    return jnp.where(jnp.all(done), jnp.sum(state.move_active), jnp.argmin(done)).astype(jnp.int32)
+
+
+def phase(state: st.State):
+    k = current_move(state)
+    kk = jnp.minimum(k, MAX_MOVES - 1)
+    obj = state.move_obj[kk]
+    gp = dynamics.grasp_point(state)
+    pushing = jnp.linalg.norm(gp - state.obj_pos[obj]) < dynamics.PUSH_RADIUS + 0.03
+    second = jnp.where(state.move_push[kk], pushing, state.held == obj)
+    done = k >= jnp.sum(state.move_active)
+    return jnp.where(done, 2 * k, 2 * k + second.astype(jnp.int32)).astype(jnp.int32)
+
+
+def num_phases(state) -> int:
+    """Phases of an episode, the final 'done' phase included (numpy/python)."""
+    return 2 * int(np.sum(np.asarray(state.move_active))) + 1
+
+
+# ------------------------------------------------------------------------------- language
+# Text is made in python from a (numpy) reset state; the jax world only carries indices.
+DONE_TEXT = "done"
+
+
+def _object_name(s, i) -> str:
+    return f"{cat.COLOR_NAMES[int(s.obj_color[i])]} {cat.OBJECT_TYPES[int(s.obj_type[i])].name}"
+
+
+def _fixture_phrase(s, f) -> str:
+    return cat.FIXTURE_TYPES[int(s.fix_type[f])].phrase
+
+
+def dest_text(s, k) -> str:
+    dest = int(s.move_dest[k])
+    if dest == st.DEST_FIXTURE:
+        return _fixture_phrase(s, max(int(s.move_fix[k]), 0))
+    if dest == st.DEST_BLOCK:
+        return f"the {_object_name(s, int(s.move_anchor[k]))}"
+    if dest == st.DEST_ZONE:
+        return f"the {cat.COLOR_NAMES[int(s.fix_color[max(int(s.move_fix[k]), 0)])]} zone"
+    return {st.DEST_LEFT_SIDE: "the left side of the carton", st.DEST_RIGHT_SIDE: "the right side of the carton",
+            st.DEST_LEFT_BURNER: "the left burner", st.DEST_RIGHT_BURNER: "the right burner"}[dest]
+
+
+def _template_index(seed: int, n: int) -> int:
+    return (int(np.uint32(np.int32(seed))) // 7) % n
+
+
+def instruction_from_state(s) -> str:
+    """The episode's instruction, from its (numpy, unbatched) reset state."""
+    family = cat.TASK_FAMILIES[int(s.spec.task_family)]
+    template = family.instructions[_template_index(int(s.spec.seed), len(family.instructions))]
+    fixture = _fixture_phrase(s, 0)
+    return template.format(obj=_object_name(s, int(s.move_obj[0])), dest=dest_text(s, 0), fixture=fixture)
+
+
+def subtasks_from_state(s) -> list[str]:
+    """Subtask text of every phase 0 .. 2*num_moves (the last is DONE_TEXT)."""
+    family = cat.TASK_FAMILIES[int(s.spec.task_family)]
+    texts = []
+    for k in range(int(np.sum(np.asarray(s.move_active)))):
+        texts.append(family.pick.format(obj=_object_name(s, int(s.move_obj[k]))))
+        texts.append(family.place.format(dest=dest_text(s, k)))
+    return texts + [DONE_TEXT]
+
+
+def unbatch(state, i: int):
+    """Episode i of a batched (numpy) state."""
+    import jax  # noqa: PLC0415
+    return jax.tree_util.tree_map(lambda x: np.asarray(x)[i], state)
+
+
+__all__ = ["success", "phase", "moves_done", "current_move", "instruction_from_state",
+           "subtasks_from_state", "tb"]

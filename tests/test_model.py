@@ -1,0 +1,166 @@
+"""The VLA model: losses, masks, sampling, embeddings, presets (tiny sizes, random batches)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from h2r.errors import DataError
+from h2r.model import VLA, model_config
+from h2r.model.example_batch import example_batch
+
+
+def _config(**overrides):
+    c = model_config("tiny")
+    c.update(overrides)
+    return c
+
+
+def _batch(config, batch_size=8, seed=0):
+    return {k: jnp.asarray(v) for k, v in example_batch(config, batch_size, seed).items()}
+
+
+@pytest.fixture(scope="module")
+def model_and_batch():
+    config = _config()
+    return VLA(config, rngs=nnx.Rngs(0)), _batch(config)
+
+
+_loss = nnx.jit(lambda model, batch, rng: model.compute_loss(batch, rng))
+
+
+def test_overfitting_a_fixed_batch_drives_both_losses_down():
+    config = _config()
+    model = VLA(config, rngs=nnx.Rngs(0))
+    batch = _batch(config)
+    optimizer = nnx.Optimizer(model, optax.adamw(3e-3), wrt=nnx.Param)
+    rng = jax.random.key(1)  # fixed noise and time: a fixed objective to overfit
+
+    @nnx.jit
+    def train_step(model, optimizer, batch):
+        (_, metrics), grads = nnx.value_and_grad(lambda m: m.compute_loss(batch, rng), has_aux=True)(model)
+        optimizer.update(model, grads)
+        return metrics
+
+    history = [train_step(model, optimizer, batch) for _ in range(40)]
+    first, last = history[0], history[-1]
+    assert all(np.isfinite(float(m["loss"])) for m in history)
+    assert float(last["action_loss"]) < 0.5 * float(first["action_loss"])
+    assert float(last["subtask_loss"]) < 0.3 * float(first["subtask_loss"])
+    assert float(last["subtask_accuracy"]) > 0.9
+
+
+def test_masked_action_steps_and_dims_contribute_nothing(model_and_batch):
+    model, batch = model_and_batch
+    rng = jax.random.key(3)
+    mask = batch["action_valid"][:, :, None] & batch["action_dim_mask"][:, None, :]
+    assert not bool(mask.all()) and bool(mask.any())  # the batch has both kinds of elements
+    junk = jax.random.normal(jax.random.key(9), batch["actions"].shape) * 100.0
+    changed = dict(batch, actions=jnp.where(mask, batch["actions"], junk))
+    loss, metrics = _loss(model, batch, rng)
+    loss2, metrics2 = _loss(model, changed, rng)
+    assert float(metrics2["action_loss"]) == float(metrics["action_loss"])
+    assert float(loss2) == float(loss)
+
+    # A valid element does change the loss (the test above can fail).
+    poked = dict(batch, actions=batch["actions"].at[0, 0, 0].add(5.0))
+    assert float(_loss(model, poked, rng)[1]["action_loss"]) != float(metrics["action_loss"])
+
+
+def test_zero_loss_weight_removes_a_sample(model_and_batch):
+    model, batch = model_and_batch
+    rng = jax.random.key(4)
+    weighted = dict(batch, action_loss_weight=batch["action_loss_weight"].at[0].set(0.0),
+                    subtask_loss_weight=batch["subtask_loss_weight"].at[0].set(0.0))
+    changed = dict(weighted, actions=batch["actions"].at[0].add(7.0))
+    _, m1 = _loss(model, weighted, rng)
+    _, m2 = _loss(model, changed, rng)
+    assert float(m1["action_loss"]) == float(m2["action_loss"])
+    # With every subtask weight zero the subtask loss is exactly zero (no NaN from 0/0).
+    none = dict(batch, subtask_loss_weight=jnp.zeros_like(batch["subtask_loss_weight"]))
+    assert float(_loss(model, none, rng)[1]["subtask_loss"]) == 0.0
+
+
+def test_sample_actions_shapes_and_determinism(model_and_batch):
+    model, batch = model_and_batch
+    obs = {k: v for k, v in batch.items() if k not in ("actions", "action_valid")}
+    sample = nnx.jit(lambda m, o, r: m.sample_actions(o, r))
+    a1 = sample(model, obs, jax.random.key(0))
+    a2 = sample(model, obs, jax.random.key(0))
+    a3 = sample(model, obs, jax.random.key(1))
+    c = model.config
+    assert a1.shape == (8, c.action_horizon, c.max_action_dim) and a1.dtype == jnp.float32
+    assert np.all(np.isfinite(a1))
+    np.testing.assert_array_equal(a1, a2)
+    assert not np.allclose(a1, a3)
+    # A given subtask replaces the predicted one and changes the chunk.
+    given = nnx.jit(lambda m, o, r: m.sample_actions(o, r, subtask=o["subtask"]))(model, obs, jax.random.key(0))
+    assert given.shape == a1.shape and not np.allclose(given, a1)
+
+
+def test_predict_subtask_pads_after_the_first_pad(model_and_batch):
+    model, batch = model_and_batch
+    tokens = np.asarray(model.predict_subtask(batch))
+    assert tokens.shape == (8, model.config.max_subtask_len) and tokens.dtype == np.int32
+    for row in tokens:
+        first_pad = np.flatnonzero(row == 0)
+        if first_pad.size:
+            assert np.all(row[first_pad[0]:] == 0)
+
+
+def test_observation_outputs_do_not_see_the_subtask(model_and_batch):
+    """The subtask head and embed must not read the teacher-forced subtask (no leakage)."""
+    model, batch = model_and_batch
+    other = jnp.roll(batch["subtask"], 1, axis=0)
+    p1, _, groups = model._encode(batch, batch["subtask"])
+    p2, _, _ = model._encode(batch, other)
+    blind = groups != 2  # observation and query-slot groups
+    np.testing.assert_allclose(p1[:, blind], p2[:, blind], atol=1e-6)
+    assert not np.allclose(p1[:, ~blind], p2[:, ~blind])
+
+
+def test_embed_shape_and_dropped_wrist_view(model_and_batch):
+    model, batch = model_and_batch
+    emb = model.embed(batch)
+    assert emb.shape == (8, model.config.width) and np.all(np.isfinite(emb))
+    no_wrist = dict(batch, image_mask=batch["image_mask"].at[:, 1].set(False))
+    other_wrist = dict(no_wrist, wrist_image=255 - batch["wrist_image"])
+    np.testing.assert_allclose(model.embed(no_wrist), model.embed(other_wrist), atol=1e-6)
+    assert not np.allclose(model.embed(batch), model.embed(dict(batch, wrist_image=255 - batch["wrist_image"])))
+
+
+def test_bfloat16_compute_keeps_float32_params():
+    config = _config(dtype="bfloat16")
+    model = VLA(config, rngs=nnx.Rngs(0))
+    params = jax.tree.leaves(nnx.state(model, nnx.Param))
+    assert all(p.dtype == jnp.float32 for p in params)
+    loss, _ = _loss(model, _batch(config), jax.random.key(0))
+    assert loss.dtype == jnp.float32 and np.isfinite(float(loss))
+
+
+def test_wrong_batch_shape_is_a_clear_error(model_and_batch):
+    model, batch = model_and_batch
+    bad = dict(batch, image=jnp.zeros((8, 16, 16, 3), jnp.uint8))
+    with pytest.raises(DataError, match="'image'.*expected"):
+        model.compute_loss(bad, jax.random.key(0))
+
+
+def test_same_seed_same_params():
+    config = _config()
+    a = nnx.state(VLA(config, rngs=nnx.Rngs(5)), nnx.Param)
+    b = nnx.state(VLA(config, rngs=nnx.Rngs(5)), nnx.Param)
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+@pytest.mark.parametrize("size,low,high", [("tiny", 1e5, 2e6), ("small", 5e6, 5e7),
+                                            ("base", 1e8, 3e8), ("large", 8e8, 2e9)])
+def test_preset_parameter_counts(size, low, high):
+    abstract = nnx.eval_shape(lambda: VLA(model_config(size), rngs=nnx.Rngs(0)))
+    count = sum(p.size for p in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
+    assert low <= count <= high, count
+
+
+def test_unknown_size_is_an_error():
+    with pytest.raises(ValueError, match="unknown model size 'huge'"):
+        model_config("huge")

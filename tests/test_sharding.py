@@ -1,0 +1,103 @@
+"""Logical-axis rules, mesh construction, and the model sharded over 8 forced CPU devices."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from jax.sharding import PartitionSpec as P
+
+from h2r.config import ConfigError
+from h2r.model import VLA, model_config
+from h2r.model.example_batch import example_batch
+from h2r.train import sharding
+
+MESH_2x2x2 = {"data": 2, "fsdp": 2, "tensor": 2}
+
+
+def test_logical_rules_give_the_expected_partition_specs():
+    assert sharding.logical_to_spec(("embed", "mlp")) == P("fsdp", "tensor")
+    assert sharding.logical_to_spec(("mlp", "embed")) == P("tensor", "fsdp")
+    assert sharding.logical_to_spec(("embed", "qkv", "heads", "kv")) == P("fsdp", None, "tensor", None)
+    assert sharding.logical_to_spec(("vocab", "embed")) == P(None, "fsdp")
+    assert sharding.logical_to_spec(("act_batch", "act_seq", "act_embed")) == P(("data", "fsdp"), None, None)
+    assert sharding.logical_to_spec(("act_batch", "act_seq", "act_heads", "act_kv")) == P(
+        ("data", "fsdp"), None, "tensor", None)
+    with pytest.raises(KeyError, match="no_such_axis"):
+        sharding.logical_to_spec(("no_such_axis",))
+
+
+def test_every_logical_name_of_the_model_has_a_rule():
+    abstract = nnx.eval_shape(lambda: VLA(model_config("tiny"), rngs=nnx.Rngs(0)))
+    names = set()
+    for _, var in nnx.iter_graph(abstract):
+        if isinstance(var, nnx.Param):
+            assert var.get_metadata().get("out_sharding"), f"a parameter of shape {var.shape} has no names"
+            names.update(n for n in var.get_metadata()["out_sharding"] if n)
+    assert names <= set(dict(sharding.LOGICAL_RULES)), names - set(dict(sharding.LOGICAL_RULES))
+
+
+def test_make_mesh_fills_one_axis_and_rejects_bad_shapes():
+    mesh = sharding.make_mesh({"data": 2, "fsdp": -1, "tensor": 1})
+    assert dict(mesh.shape) == {"data": 2, "fsdp": 4, "tensor": 1}
+    assert sharding.batch_divisor(mesh) == 8
+    with pytest.raises(ConfigError, match="needs 12 devices"):
+        sharding.make_mesh({"data": 3, "fsdp": 2, "tensor": 2})
+    with pytest.raises(ConfigError, match="does not divide"):
+        sharding.make_mesh({"data": 3, "fsdp": -1, "tensor": 1})
+
+
+def _shard_shape(array):
+    return array.addressable_shards[0].data.shape
+
+
+def _train_step(model, optimizer, batch, rng):
+    (_, metrics), grads = nnx.value_and_grad(lambda m: m.compute_loss(batch, rng), has_aux=True)(model)
+    optimizer.update(model, grads)
+    return metrics
+
+
+def test_sharded_model_matches_the_one_device_model():
+    config = model_config("tiny")
+    batch = {k: jnp.asarray(v) for k, v in example_batch(config, 16).items()}
+    rng = jax.random.key(0)
+
+    # One device, no mesh.
+    single = VLA(config, rngs=nnx.Rngs(0))
+    single_opt = nnx.Optimizer(single, optax.adamw(1e-3), wrt=nnx.Param)
+    step = nnx.jit(_train_step)
+    single_metrics = [step(single, single_opt, batch, rng) for _ in range(2)]
+
+    # 8 devices: data=2, fsdp=2, tensor=2.
+    mesh = sharding.make_mesh(MESH_2x2x2)
+    with sharding.use_mesh(mesh):
+        model = VLA(config, rngs=nnx.Rngs(0))
+        optimizer = nnx.Optimizer(model, optax.adamw(1e-3), wrt=nnx.Param)
+
+        # The large kernels are really split as the rules say.
+        up = model.blocks[0].mlp.up.kernel[...]                 # (embed, mlp)
+        assert up.sharding.spec == P("fsdp", "tensor")
+        assert _shard_shape(up) == (up.shape[0] // 2, up.shape[1] // 2)
+        qkv = model.blocks[0].attn.qkv.kernel[...]              # (embed, qkv, heads, kv)
+        assert qkv.sharding.spec == P("fsdp", None, "tensor", None)
+        assert _shard_shape(qkv) == (qkv.shape[0] // 2, 3, qkv.shape[2] // 2, qkv.shape[3])
+        down = model.expert_blocks[0].mlp.down.kernel[...]      # (mlp, embed)
+        assert _shard_shape(down) == (down.shape[0] // 2, down.shape[1] // 2)
+        # The optimizer moments follow their parameters.
+        mu = optimizer.opt_state[0].mu["blocks"][0]["mlp"]["up"]["kernel"][...]
+        assert mu.sharding.spec == P("fsdp", "tensor")
+        # The explicit shardings the trainer uses agree with where the params already are.
+        shardings = sharding.state_shardings(nnx.state(model), mesh)
+        assert shardings["blocks"][0]["mlp"]["up"]["kernel"].get_value().spec == P("fsdp", "tensor")
+
+        sharded_batch = jax.device_put(batch, sharding.batch_shardings(batch, mesh))
+        assert sharded_batch["image"].sharding.spec == P(("data", "fsdp"), None, None, None)
+        sharded_metrics = [step(model, optimizer, sharded_batch, rng) for _ in range(2)]
+
+        # Params stay sharded after the update.
+        assert model.blocks[0].mlp.up.kernel[...].sharding.spec == P("fsdp", "tensor")
+
+    for s, m in zip(single_metrics, sharded_metrics):
+        np.testing.assert_allclose(float(m["loss"]), float(s["loss"]), rtol=1e-5)
+    np.testing.assert_allclose(model.blocks[0].mlp.up.kernel[...], single.blocks[0].mlp.up.kernel[...],
+                               atol=1e-5)

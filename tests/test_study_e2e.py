@@ -1,0 +1,114 @@
+"""The micro study end to end on the real stack (data -> train -> eval -> report), the report's
+numbers recomputed from the cells' result files, and the report opened in headless Chromium."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from h2r.study import dag
+from test_study import MICRO, h2r_study
+
+
+def real_stack_overrides(data_dir) -> list[str]:
+    # One device per cell process: the tests' 8 forced CPU devices only slow tiny cells down.
+    return [f"--config.data.dir={data_dir}",
+            '--config.executor.env=("XLA_FLAGS=--xla_force_host_platform_device_count=1",)']
+
+
+def assert_report_matches_cells(study_dir: str) -> dict:
+    """Recomputes the report's numbers from cells/*/result.json, independently of h2r.study.report."""
+    config, cells = dag.load_study(study_dir)
+    results = json.load(open(os.path.join(study_dir, "report", "results.json")))
+    evals = [c for c in cells if c.kind == "eval"]
+    assert not results["missing"]
+    assert sorted(c["id"] for c in results["cells"]) == sorted(c.id for c in evals)  # complete, unduplicated
+    rate = {}
+    for cell in evals:
+        result = json.load(open(dag.result_path(study_dir, cell.id)))
+        on_disk = json.load(open(os.path.join(dag.cell_dir(study_dir, cell.id), "eval.json")))
+        assert result["eval"] == on_disk
+        p = cell.params
+        rate[(p["level"], p["target"], p["human_weight"], p["seed"])] = float(on_disk["success_rate"])
+        reported = next(c for c in results["cells"] if c["id"] == cell.id)
+        assert reported["success_rate"] == pytest.approx(on_disk["success_rate"])
+        assert reported["episodes"] == on_disk["episodes"] == config.eval.episodes
+    for s in results["success"]:
+        expected = np.mean([v for (lv, t, w, _), v in rate.items() if (lv, t, w) == (s["level"], s["target"], s["human_weight"])])
+        assert s["mean"] == pytest.approx(expected)
+        assert s["lo"] <= s["mean"] + 1e-9 and s["mean"] - 1e-9 <= s["hi"]
+    gains = [g for g in results["gain"] if g["target"] != "all"]
+    assert len(gains) == len(config.levels) * len(config.targets)
+    for g in gains:
+        seeds = config.seeds
+        expected = np.mean([rate[(g["level"], g["target"], g["human_weight"], s)] - rate[(g["level"], g["target"], 0.0, s)]
+                            for s in seeds])
+        assert g["mean"] == pytest.approx(expected)
+        assert g["lo"] <= g["mean"] + 1e-9 <= g["hi"] + 2e-9
+    for g in (g for g in results["gain"] if g["target"] == "all"):
+        per_target = [x["mean"] for x in gains if x["level"] == g["level"] and x["human_weight"] == g["human_weight"]]
+        assert g["mean"] == pytest.approx(np.mean(per_target))
+    with open(os.path.join(study_dir, "report", "results.csv")) as f:
+        rows = list(csv.DictReader(f))
+    csv_gains = {(r["level"], r["target"]): float(r["value"]) for r in rows if r["table"] == "gain"}
+    for g in results["gain"]:
+        assert csv_gains[(g["level"], g["target"])] == pytest.approx(g["mean"])
+    assert os.path.getsize(os.path.join(study_dir, "report", "emergence.png")) > 1000
+    return results
+
+
+@pytest.fixture(scope="module")
+def micro_study(micro_dataset, tmp_path_factory):
+    study_dir = str(tmp_path_factory.mktemp("micro_study") / "S")
+    proc = h2r_study("run", "--config", MICRO, "--workdir", study_dir, *real_stack_overrides(micro_dataset),
+                     timeout=600)
+    logs = "\n".join(f"--- {c}\n" + open(os.path.join(dag.cell_dir(study_dir, c), "log.txt")).read()[-3000:]
+                     for c in sorted(os.listdir(os.path.join(study_dir, "cells")))
+                     if not dag.is_complete(study_dir, c) and os.path.exists(os.path.join(dag.cell_dir(study_dir, c), "log.txt")))
+    assert proc.returncode == 0, proc.stderr[-3000:] + logs
+    return study_dir
+
+
+def test_micro_study_report_numbers_equal_the_cells(micro_study):
+    results = assert_report_matches_cells(micro_study)
+    assert {o["metric"] for o in results["overlap"]}, "embedding overlap measures missing from the report"
+    # Training curves came from the run directories' metrics.jsonl.
+    for cell in os.listdir(os.path.join(micro_study, "cells")):
+        if cell.startswith(("pretrain", "cotrain")):
+            assert os.path.getsize(os.path.join(micro_study, "cells", cell, "metrics.jsonl")) > 0
+
+
+def test_report_is_self_contained_and_renders_in_chromium(micro_study, tmp_path):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not installed (run .ci/install-system.sh)")
+    index = os.path.join(micro_study, "report", "index.html")
+    page = open(index).read()
+    # Nothing external: every src/href is inline data, and no url(...) outside data: URIs.
+    refs = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page)
+    assert refs and all(r.startswith("data:image/png;base64,") for r in refs), refs[:3]
+    assert not re.search(r"url\((?!data:)", page)
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run([*flags, "--dump-dom", f"file://{index}"], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "Emergence curve" in dom.stdout and dom.stdout.count("<img") == page.count("<img")
+    assert "ERR_FILE_NOT_FOUND" not in dom.stderr and "Failed to load resource" not in dom.stderr
+    shot = tmp_path / "report.png"
+    proc = subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1300,1800", f"file://{index}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
+    # The curve is drawn: the top of the screenshot (where the curve sits) is not blank.
+    from PIL import Image
+    pixels = np.asarray(Image.open(shot).convert("L"))[150:700, :900]
+    assert (pixels < 128).mean() > 0.005
+    keep = os.environ.get("H2R_KEEP_SCREENSHOT")
+    if keep:
+        shutil.copy(shot, keep)

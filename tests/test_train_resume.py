@@ -1,0 +1,109 @@
+"""`h2r train` end to end in subprocesses: run directory, metrics, preemption and exact resume,
+orbax-only restore of `params`, `h2r checkpoint info`."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import train_utils as tu
+
+STEPS = ["--config.train.steps=30", "--config.train.checkpoint_every=10"]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("jax_cache"))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, cache_dir):
+    """An uninterrupted run: W and its stdout."""
+    workdir = tmp_path_factory.mktemp("runs") / "reference"
+    out = tu.run_train(workdir, *STEPS, cache_dir=cache_dir)
+    return workdir, out
+
+
+def test_run_directory_metrics_and_learning(reference):
+    workdir, out = reference
+    for name in ("config.json", "norm_stats.json", "metrics.jsonl"):
+        assert os.path.isfile(workdir / name), name
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir / "tb"))
+    with open(workdir / "config.json") as f:
+        assert json.load(f)["train"]["steps"] == 30
+    assert tu.saved_steps(workdir) == [10, 20, 30]
+    rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+    assert [r["step"] for r in rows] == [5, 10, 15, 20, 25, 30]
+    for key in ("loss", "action_loss", "subtask_loss", "grad_norm", "lr", "steps_per_s",
+                "samples_per_s", "flops_per_s"):
+        assert all(np.isfinite(r[key]) for r in rows), key
+    assert rows[0]["flops_per_s"] > 0
+    # Synthetic actions are a function of state and instruction: both losses fall clearly.
+    assert rows[-1]["loss"] < 0.8 * rows[0]["loss"], [r["loss"] for r in rows]
+    assert rows[-1]["action_loss"] < 0.85 * rows[0]["action_loss"], [r["action_loss"] for r in rows]
+    assert "step 30/30" in out and "ETA" in out
+
+
+def test_sigterm_and_sigkill_then_resume_end_bitwise_identical(reference, tmp_path, cache_dir):
+    ref_dir, _ = reference
+    workdir = tmp_path / "interrupted"
+    # Preempted: SIGTERM saves the current step and exits 143.
+    proc = tu.start_train(workdir, *STEPS, cache_dir=cache_dir)
+    tu.wait_for_step(proc, workdir, 10)
+    code, out = tu.kill(proc, signal.SIGTERM)
+    assert code == 143, out[-3000:]
+    assert "SIGTERM: saved step" in out
+    # Killed hard after the next periodic checkpoint (possibly in the middle of an async save).
+    proc = tu.start_train(workdir, *STEPS, cache_dir=cache_dir)
+    tu.wait_for_step(proc, workdir, 20)
+    code, out = tu.kill(proc, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    assert "resumed" in out
+    # Rerun the same command: resumes from the latest complete checkpoint and finishes.
+    out = tu.run_train(workdir, *STEPS, cache_dir=cache_dir)
+    assert "resumed" in out
+    assert max(tu.saved_steps(workdir)) == 30
+    for item in ("params", "train_state"):
+        ref, got = tu.flat(tu.restore_item(ref_dir, 30, item)), tu.flat(tu.restore_item(workdir, 30, item))
+        assert ref.keys() == got.keys()
+        differ = [k for k in ref if not np.array_equal(ref[k], got[k])]
+        assert not differ, f"{item}: {len(differ)} arrays differ, e.g. {differ[:3]}"
+
+
+def test_params_restore_with_plain_orbax_without_h2r(reference):
+    workdir, _ = reference
+    script = f"""
+import json, sys
+import orbax.checkpoint as ocp
+params = ocp.StandardCheckpointer().restore({str(workdir / 'checkpoints' / '30' / 'params')!r})
+assert not any(m == 'h2r' or m.startswith('h2r.') for m in sys.modules), 'h2r was imported'
+def shapes(tree):
+    return {{k: shapes(v) for k, v in tree.items()}} if isinstance(tree, dict) else list(tree.shape)
+print(json.dumps({{"type": type(params).__name__, "shapes": shapes(params)}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env=tu.env(1, None), cwd="/")
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["type"] == "dict"
+    shapes = result["shapes"]
+    assert shapes["patch_embed"]["kernel"] == [8 * 8 * 3, 64]
+    assert shapes["blocks"]["0"]["mlp"]["up"]["kernel"] == [64, 256]
+
+
+def test_checkpoint_info_cli(reference):
+    workdir, _ = reference
+    out = subprocess.run([tu.H2R, "checkpoint", "info", str(workdir), "--json"], capture_output=True,
+                         text=True, timeout=120, env=tu.env(1, None))
+    assert out.returncode == 0, out.stderr[-3000:]
+    info = json.loads(out.stdout)
+    assert info["steps"] == [10, 20, 30] and info["latest_step"] == 30
+    assert info["config"]["model"]["size"] == "tiny"
+    assert info["metrics"]["step"] == 30 and np.isfinite(info["metrics"]["loss"])
+    assert info["params"]["count"] > 100_000
+    text = subprocess.run([tu.H2R, "checkpoint", "info", str(workdir)], capture_output=True, text=True,
+                          timeout=120, env=tu.env(1, None)).stdout
+    assert "[10, 20, 30]" in text and "tiny" in text

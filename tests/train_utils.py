@@ -1,0 +1,87 @@
+"""Helpers for the trainer tests: run `h2r train` in subprocesses, read checkpoints with orbax."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = os.path.join(ROOT, "experiments", "train", "tiny.py")
+H2R = os.path.join(os.path.dirname(sys.executable), "h2r")
+
+# A few seconds of tiny training on synthetic batches (the mechanics do not depend on the data).
+SYNTHETIC = ["--config.data.kind=synthetic", "--config.train.batch_size=16",
+             "--config.train.warmup_steps=5", "--config.train.log_every=5"]
+
+
+def env(devices: int, cache_dir: str | None) -> dict:
+    e = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+             JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
+    if cache_dir:  # identical programs compile once across the test's processes
+        e.update(JAX_COMPILATION_CACHE_DIR=cache_dir, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    return e
+
+
+def start_train(workdir, *overrides, devices: int = 2, cache_dir=None, extra_args=()) -> subprocess.Popen:
+    cmd = [H2R, "train", "--config", TINY, "--workdir", str(workdir), *extra_args, *SYNTHETIC, *overrides]
+    return subprocess.Popen(cmd, env=env(devices, cache_dir), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+
+
+def run_train(workdir, *overrides, timeout=240, **kwargs) -> str:
+    proc = start_train(workdir, *overrides, **kwargs)
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, f"h2r train failed ({proc.returncode}):\n{out[-4000:]}"
+    return out
+
+
+def saved_steps(workdir) -> list[int]:
+    """Completed checkpoint steps (orbax renames a step's temp dir when it is complete)."""
+    d = os.path.join(str(workdir), "checkpoints")
+    if not os.path.isdir(d):
+        return []
+    return sorted(int(n) for n in os.listdir(d) if n.isdigit())
+
+
+def wait_for_step(proc: subprocess.Popen, workdir, step: int, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(s >= step for s in saved_steps(workdir)):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"h2r train exited ({proc.returncode}) before step {step}:\n"
+                                 f"{proc.stdout.read()[-4000:]}")
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"no checkpoint >= {step} in {workdir} after {timeout}s")
+
+
+def kill(proc: subprocess.Popen, sig=signal.SIGKILL, timeout: float = 120) -> tuple[int, str]:
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def restore_item(workdir, step: int, item: str):
+    """An item of a checkpoint as a plain nested dict of numpy arrays (orbax only)."""
+    import orbax.checkpoint as ocp
+    path = os.path.join(str(workdir), "checkpoints", str(step), item)
+    with ocp.StandardCheckpointer() as ckptr:
+        return ckptr.restore(path)
+
+
+def flat(tree) -> dict[str, np.ndarray]:
+    import jax
+    return {jax.tree_util.keystr(k): np.asarray(v) for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
