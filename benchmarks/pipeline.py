@@ -9,7 +9,9 @@ state and the H-step action chunk with the saved quantile stats, mask the chunk 
 end, pad to the common dims, look up the instruction/subtask token ids; then batch.
 tf.data reads a TFRecord copy of the same datasets (written with h2r.data.convert), octo's way:
 whole trajectories -> trajectory-level chunking -> frames -> shuffle buffer -> decode -> batch.
-Prints one JSON line; record it in benchmarks/RESULTS.md.
+grain runs with its decoded-frame cache (the default for small datasets: views decoded once
+into a memory-mapped .npy beside the data) and without it (two PNG decodes per sample, the same
+decode work as tf.data). Prints one JSON line; record it in benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ def training_config(args):
     config.data.human = True
     config.data.target = args.target
     config.train.batch_size = args.batch_size
+    config.data.frame_cache = True  # a key beyond the trainer's contract (pipeline.DEFAULTS)
     return config
 
 
@@ -47,10 +50,11 @@ def measure(iterator, batches: int, warmup: int, batch_size: int) -> float:
     return batches * batch_size / (time.perf_counter() - start)
 
 
-def grain_rate(config, workers: int, args) -> float:
+def grain_rate(config, workers: int, args, frame_cache=True) -> float:
     from h2r.data import pipeline  # noqa: PLC0415
 
     config.data.worker_count = workers
+    config.data.frame_cache = frame_cache
     iterator = pipeline.make_iterator(config, 0, 1)
     return measure(iterator, args.batches, args.warmup + (10 if workers else 0), args.batch_size)
 
@@ -173,6 +177,9 @@ def main() -> None:
               "cpus": os.cpu_count()}
     for workers in (0, 2):
         result[f"grain_samples_per_s_workers{workers}"] = round(grain_rate(config, workers, args), 1)
+    for workers in (0, 2):  # without the decoded-frame cache: two PNG decodes per sample, like tf.data
+        result[f"grain_nocache_samples_per_s_workers{workers}"] = round(
+            grain_rate(config, workers, args, frame_cache=False), 1)
     with tempfile.TemporaryDirectory() as tmp:
         tfrecord_copy(config, tmp)
         result["tfdata_samples_per_s"] = round(tfdata_rate(config, args, tmp), 1)

@@ -29,10 +29,13 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
         if not item.startswith("--config."):
             raise ConfigError(f"unexpected argument {item!r}: overrides look like --config.train.steps=10")
     # A private FlagValues: each call parses its own `--config`, independent of absl's globals.
+    argv = ["h2r", f"--config={path}", *overrides]
     flag_values = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", default=None, flag_values=flag_values, lock_config=True)
+    # sys_argv: ml_collections 1.1.0 otherwise reads the overrides from the real sys.argv.
+    config_flags.DEFINE_config_file(
+        "config", default=None, flag_values=flag_values, lock_config=True, sys_argv=argv)
     try:
-        flag_values(["h2r", f"--config={path}", *overrides])
+        flag_values(argv)
     except (flags.Error, KeyError, AttributeError, ValueError, TypeError) as e:
         raise ConfigError(f"config {path!r} with overrides {list(overrides)}: {e}") from e
     return flag_values.config

@@ -41,8 +41,8 @@ MailProg=/bin/true
 ReturnToService=2
 MinJobAge=300
 DependencyParameters=kill_invalid_depend
-SchedulerParameters=defer_batch
 SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2,bf_interval=1,sched_min_interval=100000
 NodeName={host} NodeAddr=127.0.0.1 {layout} State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """

@@ -53,7 +53,7 @@ def test_same_seed_same_episodes_other_seed_differs():
     assert a["instructions"] != c["instructions"] or a["max_phase"] != c["max_phase"]
 
 
-def test_batched_evaluation_matches_one_call(expert_run):
+def test_batched_evaluation_keeps_every_episode(expert_run):
     """Splitting episodes into fixed-size batches (last one padded) keeps every episode's spec."""
     es = success.parse_setting("sort_eggs:target-robot")
     result, outcome = success.evaluate(success.expert_controller(ENV), None, es, 10, env_config=ENV, seed=0,

@@ -255,3 +255,19 @@ def test_micro_dataset_from_the_world(micro_dataset):
     assert is_human.any() and (~is_human).any()
     assert batch["image"].shape == (B, 32, 32, 3) and np.abs(batch["actions"]).max() <= 1
     assert not batch["state_mask"][is_human].any()
+
+
+def test_decoded_frame_cache_gives_the_same_batches(world):
+    cached = _batches(oxe_fixtures.pipeline_config(world, frame_cache=True), 3, process_index=0, process_count=1)
+    decoded = _batches(oxe_fixtures.pipeline_config(world, frame_cache=False), 3, process_index=0, process_count=1)
+    for x, y in zip(cached, decoded):
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+    assert any(name.startswith("frames_") for name in os.listdir(world / "h2r_robot_a"))
+
+
+def test_resize_when_the_model_wants_another_size(world):
+    config = oxe_fixtures.pipeline_config(world)
+    config.model.image_size = 24
+    batch = next(pipeline.make_iterator(config, 0, 1))
+    assert batch["image"].shape == (B, 24, 24, 3) and batch["wrist_image"].shape == (B, 24, 24, 3)

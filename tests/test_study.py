@@ -136,7 +136,7 @@ def test_kill_the_runner_mid_study_then_rerun_runs_only_missing_cells(tmp_path):
     env = {"FAKE_STEP_SECONDS": "0.15"}
     runner = subprocess.Popen(
         [sys.executable, "-m", "h2r.cli", "study", "run", "--config", MICRO, "--workdir", study_dir, "--jobs", "2",
-         *fake_overrides(**{"train.pretrain_steps": 30, "train.cotrain_steps": 10})],
+         *fake_overrides(**{"train.pretrain_steps": 100, "train.cotrain_steps": 10})],
         cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pretrain = os.path.join(dag.cell_dir(study_dir, "pretrain-d1.00-s0-trident_arm"), "fake_step")
     deadline = time.time() + 60
@@ -151,7 +151,7 @@ def test_kill_the_runner_mid_study_then_rerun_runs_only_missing_cells(tmp_path):
     complete = {c.id for c in cells if dag.is_complete(study_dir, c.id)}
     assert "eval-d0.00-s0-sort_eggs-h0.00" in complete and len(complete) < len(cells)
     interrupted_at = int(open(pretrain).read())
-    assert 0 < interrupted_at < 30
+    assert 0 < interrupted_at < 100
     assert dag.summarize(study_dir, cells)["counts"]["running"] == 0  # no orphan holds a cell
     before = invocations(study_dir)
 
@@ -164,12 +164,12 @@ def test_kill_the_runner_mid_study_then_rerun_runs_only_missing_cells(tmp_path):
         if cell.id not in complete:
             assert len(after[cell.id]) - len(before.get(cell.id, [])) == len(cell.commands), cell.id
     log = open(os.path.join(dag.cell_dir(study_dir, "pretrain-d1.00-s0-trident_arm"), "log.txt")).read()
-    assert f"resuming at step {interrupted_at} of 30" in log  # the trainer resumed its run
+    assert f"resuming at step {interrupted_at} of 100" in log  # the trainer resumed its run
     results = json.load(open(os.path.join(study_dir, "report", "results.json")))
     ids = [c["id"] for c in results["cells"]]
     assert sorted(ids) == sorted(c.id for c in cells if c.kind == "eval") and not results["missing"]
     metrics = open(os.path.join(dag.cell_dir(study_dir, "pretrain-d1.00-s0-trident_arm"), "metrics.jsonl")).read()
-    assert [json.loads(line)["step"] for line in metrics.splitlines()] == list(range(1, 31))
+    assert [json.loads(line)["step"] for line in metrics.splitlines()] == list(range(1, 101))
 
 
 def test_changed_study_in_the_same_workdir_is_refused(tmp_path):
@@ -177,3 +177,26 @@ def test_changed_study_in_the_same_workdir_is_refused(tmp_path):
     assert h2r_study("run", "--config", MICRO, "--workdir", study_dir, "--no-report", *fake_overrides()).returncode == 0
     proc = h2r_study("run", "--config", MICRO, "--workdir", study_dir, *fake_overrides(**{"eval.episodes": 7}))
     assert proc.returncode == 1 and "planned with different commands" in proc.stderr
+
+
+# ------------------------------------------------------------------------------ statistics
+
+def test_gain_bootstrap_is_deterministic_covers_the_estimate_and_narrows_with_data():
+    import numpy as np
+
+    from h2r.study import report
+
+    def interval(episodes, seeds, seed=0):
+        data = np.random.default_rng(1)
+        per_seed = [((data.random(episodes) < 0.7).astype(float), (data.random(episodes) < 0.4).astype(float))
+                    for _ in range(seeds)]
+        reps = report.bootstrap_gain(per_seed, np.random.default_rng(seed), 2000)
+        return report.point_gain(per_seed), report._interval(reps)
+
+    gain, (lo, hi) = interval(32, 3)
+    assert lo <= gain <= hi and (lo, hi) == interval(32, 3)[1]
+    assert interval(32, 3, seed=1)[1] != (lo, hi)
+    _, (lo_big, hi_big) = interval(512, 3)
+    assert hi_big - lo_big < (hi - lo) / 2
+    gain_big, (lo_big, hi_big) = interval(512, 8)
+    assert lo_big < 0.3 < hi_big  # the true gain, 0.7 - 0.4

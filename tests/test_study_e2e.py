@@ -8,12 +8,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
 from h2r.study import dag
-from test_study import MICRO, h2r_study
+from test_study import MICRO, ROOT, h2r_study
 
 
 def real_stack_overrides(data_dir) -> list[str]:
@@ -63,15 +65,46 @@ def assert_report_matches_cells(study_dir: str) -> dict:
     return results
 
 
-@pytest.fixture(scope="module")
-def micro_study(micro_dataset, tmp_path_factory):
-    study_dir = str(tmp_path_factory.mktemp("micro_study") / "S")
-    proc = h2r_study("run", "--config", MICRO, "--workdir", study_dir, *real_stack_overrides(micro_dataset),
-                     timeout=600)
-    logs = "\n".join(f"--- {c}\n" + open(os.path.join(dag.cell_dir(study_dir, c), "log.txt")).read()[-3000:]
+def _attempts(study_dir: str, cell_id: str) -> int:
+    path = os.path.join(dag.cell_dir(study_dir, cell_id), "log.txt")
+    return open(path).read().count("=== attempt") if os.path.exists(path) else 0
+
+
+def _logs(study_dir: str) -> str:
+    return "\n".join(f"--- {c}\n" + open(os.path.join(dag.cell_dir(study_dir, c), "log.txt")).read()[-3000:]
                      for c in sorted(os.listdir(os.path.join(study_dir, "cells")))
                      if not dag.is_complete(study_dir, c) and os.path.exists(os.path.join(dag.cell_dir(study_dir, c), "log.txt")))
-    assert proc.returncode == 0, proc.stderr[-3000:] + logs
+
+
+@pytest.fixture(scope="module")
+def micro_study(micro_dataset, tmp_path_factory):
+    """The micro study on the real stack, killed (SIGKILL) once its first training cell is
+    complete, then rerun to the end with the same command."""
+    study_dir = str(tmp_path_factory.mktemp("micro_study") / "S")
+    argv = [sys.executable, "-m", "h2r.cli", "study", "run", "--config", MICRO, "--workdir", study_dir,
+            *real_stack_overrides(micro_dataset)]
+    runner = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    train_ids = []
+    while time.time() < deadline and runner.poll() is None:
+        if os.path.exists(os.path.join(study_dir, dag.STUDY_FILE)):
+            train_ids = [c.id for c in dag.load_study(study_dir)[1] if c.kind in ("pretrain", "cotrain")]
+            if any(dag.is_complete(study_dir, c) for c in train_ids):
+                break
+        time.sleep(0.2)
+    assert runner.poll() is None, runner.stderr.read()[-3000:] + _logs(study_dir)
+    runner.kill()
+    runner.wait()
+    time.sleep(2.0)  # the killed runner's cells get SIGTERM from the kernel; the trainer checkpoints
+    _, cells = dag.load_study(study_dir)
+    complete = [c.id for c in cells if dag.is_complete(study_dir, c.id)]
+    assert 0 < len(complete) < len(cells)
+    assert dag.summarize(study_dir, cells)["counts"]["running"] == 0
+    proc = h2r_study("run", "--workdir", study_dir, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:] + _logs(study_dir)
+    for cell_id in complete:  # nothing complete ran again
+        assert _attempts(study_dir, cell_id) == 1, cell_id
+    assert all(dag.is_complete(study_dir, c.id) for c in cells)
     return study_dir
 
 

@@ -70,10 +70,12 @@ def kill(proc: subprocess.Popen, sig=signal.SIGKILL, timeout: float = 120) -> tu
 
 def restore_item(workdir, step: int, item: str):
     """An item of a checkpoint as a plain nested dict of numpy arrays (orbax only)."""
+    import jax
     import orbax.checkpoint as ocp
     path = os.path.join(str(workdir), "checkpoints", str(step), item)
-    with ocp.StandardCheckpointer() as ckptr:
-        return ckptr.restore(path)
+    ckptr = ocp.PyTreeCheckpointer()
+    tree = ckptr.metadata(path).item_metadata.tree
+    return ckptr.restore(path, restore_args=jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree))
 
 
 def flat(tree) -> dict[str, np.ndarray]:
@@ -85,3 +87,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def persistent_compile_cache(path: str):
+    """Context: this process's jit compilations are cached in `path` (identical programs across
+    runs of the tests compile once). Restores the previous setting afterwards."""
+    import contextlib
+
+    import jax
+    from jax._src import compilation_cache  # reset: the cache directory is read once per process
+
+    @contextlib.contextmanager
+    def ctx():
+        previous = jax.config.jax_compilation_cache_dir
+        jax.config.update("jax_compilation_cache_dir", path)
+        compilation_cache.reset_cache()
+        try:
+            yield path
+        finally:
+            jax.config.update("jax_compilation_cache_dir", previous)
+            compilation_cache.reset_cache()
+    return ctx()

@@ -1,16 +1,13 @@
-"""Image transforms as grain transforms: resize to the model's size, and training augmentation
-(random crop then resize back, brightness and contrast jitter).
+"""Image transforms: resize to the model's size, and training augmentation (random crop then
+resize back, brightness and contrast jitter).
 
-`Augment` is a `grain.transforms.RandomMap`: grain hands it a numpy Generator seeded from the
-pipeline seed and the element's index, so the same seed gives the same augmented samples
-whatever the number of worker processes or hosts. Both views get the same crop box and the
-same photometric jitter (one camera rig, one lighting).
+The pipeline applies `jitter` inside its grain batch transform (pipeline.ReadBatch) with a
+numpy Generator seeded by (seed, the sample's global position), so the same seed gives the same
+augmented samples whatever the number of worker processes or hosts. Both views get the same
+crop box and the same photometric jitter (one camera rig, one lighting).
 """
 from __future__ import annotations
 
-import dataclasses
-
-import grain
 import numpy as np
 from PIL import Image
 
@@ -38,20 +35,12 @@ def adjust(image: np.ndarray, brightness: float, contrast: float) -> np.ndarray:
     return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-@dataclasses.dataclass(frozen=True)
-class Augment(grain.transforms.RandomMap):
-    """Random crop (area fraction in [min_area, 1], aspect kept) + brightness/contrast jitter."""
-    min_area: float = 0.81
-    brightness: float = 0.1
-    contrast: float = 0.2
-    keys: tuple[str, ...] = ("image", "wrist_image")
-
-    def random_map(self, sample: dict, rng: np.random.Generator) -> dict:
-        side = np.sqrt(rng.uniform(self.min_area, 1.0))
-        box = (rng.uniform(0.0, 1.0 - side), rng.uniform(0.0, 1.0 - side), side, side)
-        brightness = rng.uniform(-self.brightness, self.brightness)
-        contrast = rng.uniform(1.0 - self.contrast, 1.0 + self.contrast)
-        out = dict(sample)
-        for key in self.keys:
-            out[key] = adjust(crop_resize(sample[key], box), brightness, contrast)
-        return out
+def jitter(views, rng: np.random.Generator, min_area: float = 0.81, brightness: float = 0.1,
+           contrast: float = 0.2):
+    """Random crop (area fraction in [min_area, 1], square) resized back, plus brightness and
+    contrast jitter; the same draw for every view in `views`."""
+    side = np.sqrt(rng.uniform(min_area, 1.0))
+    box = (rng.uniform(0.0, 1.0 - side), rng.uniform(0.0, 1.0 - side), side, side)
+    shift = rng.uniform(-brightness, brightness)
+    scale = rng.uniform(1.0 - contrast, 1.0 + contrast)
+    return tuple(adjust(crop_resize(v, box), shift, scale) for v in views)

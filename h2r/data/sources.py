@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+import zipfile
 
 import numpy as np
 
@@ -27,12 +28,15 @@ from h2r.errors import DataError
 INDEX_FORMAT = 1
 
 
-def progress(label: str, done: int, total: int, start: float, *, every: float = 2.0, _last={}) -> None:
-    """Prints `label: done/total, rate, ETA` at most every `every` seconds (and at the end)."""
+_last_progress: dict[str, float] = {}
+
+
+def progress(label: str, done: int, total: int, start: float, *, every: float = 2.0) -> None:
+    """Prints `label: done/total, rate, ETA` to stderr at most every `every` seconds, and at the end."""
     now = time.time()
-    if done < total and now - _last.get(label, 0.0) < every:
+    if done < total and now - _last_progress.get(label, 0.0) < every:
         return
-    _last[label] = now
+    _last_progress[label] = now
     rate = done / max(now - start, 1e-9)
     eta = (total - done) / rate if rate > 0 else float("inf")
     print(f"{label}: {done}/{total} episodes, {rate:.1f}/s, ETA {eta:.0f}s", file=sys.stderr, flush=True)
@@ -200,11 +204,14 @@ class RLDSDataset:
     def _load_or_build_index(self, refresh: bool) -> StepIndex:
         fingerprint = self._fingerprint()
         if not refresh and os.path.exists(self.index_path):
-            with np.load(self.index_path, allow_pickle=False) as f:
-                if str(f["fingerprint"]) == fingerprint:
-                    meta_keys = json.loads(str(f["metadata_keys"]))
-                    return StepIndex(**{k: f[k] for k in _ARRAY_FIELDS},
-                                     metadata={k: f[f"metadata/{k}"] for k in meta_keys})
+            try:
+                with np.load(self.index_path, allow_pickle=False) as f:
+                    if str(f["fingerprint"]) == fingerprint:
+                        meta_keys = json.loads(str(f["metadata_keys"]))
+                        return StepIndex(**{k: f[k] for k in _ARRAY_FIELDS},
+                                         metadata={k: f[f"metadata/{k}"] for k in meta_keys})
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:  # unreadable cache: rebuild
+                print(f"{self.index_path}: unreadable ({e}); rebuilding the step index", file=sys.stderr)
         index = self._build_index()
         arrays = {k: getattr(index, k) for k in _ARRAY_FIELDS}
         arrays.update({f"metadata/{k}": v for k, v in index.metadata.items()})

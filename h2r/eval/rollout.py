@@ -71,6 +71,11 @@ def _select(done, old, new):
     return jax.tree.map(pick, old, new)
 
 
+def _head(state, n):
+    """The first n episodes of a batched state."""
+    return jax.tree.map(lambda x: x[:n], state)
+
+
 def _frame(obs, record):
     return jnp.concatenate([obs["image"][:record], obs["wrist_image"][:record]], axis=2)
 
@@ -93,15 +98,14 @@ def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_st
 
     def run(params, specs, extra_obs, rng):
         state = reset(specs)
-        first = observe(state)
-        num = first["image"].shape[0]
+        num = jax.tree.leaves(specs)[0].shape[0]
         rec = min(record, num)
-        frames = jnp.zeros((rec, max_steps + 1) + _frame(first, rec).shape[1:], jnp.uint8)
-        carry = dict(
-            state=state, rng=rng, t=jnp.zeros((), jnp.int32),
-            done=success(state), succeeded=success(state),
-            length=jnp.zeros((num,), jnp.int32), max_phase=phase(state),
-            frames=frames.at[:, 0].set(_frame(first, rec)))
+        carry = dict(state=state, rng=rng, t=jnp.zeros((), jnp.int32), done=success(state),
+                     succeeded=success(state), length=jnp.zeros((num,), jnp.int32), max_phase=phase(state))
+        if rec:  # frames of the first `rec` episodes, rendered only for those
+            first = _frame(observe(_head(state, rec)), rec)
+            frames = jnp.zeros((rec, max_steps + 1) + first.shape[1:], jnp.uint8)
+            carry["frames"] = frames.at[:, 0].set(first)
 
         def plan_and_execute(c):
             rng, key = jax.random.split(c["rng"])
@@ -110,20 +114,19 @@ def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_st
             k = min(execute_steps, chunk.shape[1])
 
             def one_step(j, c):
-                new_state = step(c["state"], chunk[:, j])
-                state = _select(c["done"], c["state"], new_state)
+                state = _select(c["done"], c["state"], step(c["state"], chunk[:, j]))
                 t = c["t"] + 1
                 now_success = success(state)
                 active = ~c["done"]
-                succeeded = c["succeeded"] | (active & now_success)
-                length = c["length"] + active.astype(jnp.int32)
-                done = c["done"] | now_success | (t >= max_steps)
-                recorded = observe(jax.tree.map(lambda x: x[:rec], state))  # render only those kept
-                frames = jax.lax.dynamic_update_index_in_dim(
-                    c["frames"], _frame(recorded, rec), jnp.minimum(t, max_steps), axis=1)
-                return dict(state=state, rng=c["rng"], t=t, done=done, succeeded=succeeded,
-                            length=length, max_phase=jnp.maximum(c["max_phase"], phase(state)),
-                            frames=frames)
+                new = dict(c, state=state, t=t,
+                           done=c["done"] | now_success | (t >= max_steps),
+                           succeeded=c["succeeded"] | (active & now_success),
+                           length=c["length"] + active.astype(jnp.int32),
+                           max_phase=jnp.maximum(c["max_phase"], phase(state)))
+                if rec:
+                    new["frames"] = jax.lax.dynamic_update_index_in_dim(
+                        c["frames"], _frame(observe(_head(state, rec)), rec), jnp.minimum(t, max_steps), axis=1)
+                return new
 
             return jax.lax.fori_loop(0, k, one_step, {**c, "rng": rng})
 
@@ -131,13 +134,15 @@ def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_st
             return (c["t"] < max_steps) & ~jnp.all(c["done"])
 
         c = jax.lax.while_loop(not_finished, plan_and_execute, carry)
-        # Frames after an episode's end repeat its last frame (it is frozen), so GIFs end cleanly.
-        last = jnp.clip(c["length"][:rec], 0, max_steps)
-        steps = jnp.arange(max_steps + 1)
-        idx = jnp.minimum(steps[None, :], last[:, None])
-        frames = jnp.take_along_axis(c["frames"], idx[:, :, None, None, None], axis=1)
-        return dict(success=c["succeeded"], length=c["length"], max_phase=c["max_phase"],
-                    num_phases=num_phases(state), frames=frames)
+        out = dict(success=c["succeeded"], length=c["length"], max_phase=c["max_phase"],
+                   num_phases=num_phases(state))
+        if rec:
+            # The loop stops when every episode is done: frames after an episode's end repeat
+            # its last frame (it is frozen), so GIFs end cleanly.
+            last = jnp.clip(c["length"][:rec], 0, max_steps)
+            idx = jnp.minimum(jnp.arange(max_steps + 1)[None, :], last[:, None])
+            out["frames"] = jnp.take_along_axis(c["frames"], idx[:, :, None, None, None], axis=1)
+        return out
 
     return jax.jit(run)
 
@@ -148,7 +153,7 @@ def outcome(arrays: dict) -> RolloutOutcome:
                           length=np.asarray(arrays["length"], np.int32),
                           max_phase=np.asarray(arrays["max_phase"], np.int32),
                           num_phases=np.asarray(arrays["num_phases"], np.int32),
-                          frames=np.asarray(arrays["frames"], np.uint8))
+                          frames=np.asarray(arrays.get("frames", np.zeros((0, 0, 0, 0, 3))), np.uint8))
 
 
 def phase_completion(max_phase: np.ndarray, success: np.ndarray, num_phases: np.ndarray) -> list[float]:

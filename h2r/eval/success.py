@@ -130,7 +130,9 @@ def evaluate(controller: Callable, params: Any, es: EvalSetting, episodes: int, 
         extra = {"instruction": tokenize([texts[i] for i in idx])} if tokenize else {}
         out = rollout.outcome(run(params, batch_specs, extra, jax.random.fold_in(jax.random.key(seed), b)))
         keep = min(batch_size, episodes - b * batch_size)
-        parts.append(jax.tree.map(lambda a: a[:keep], out) if b else out)
+        parts.append(out if keep == batch_size else dataclasses.replace(
+            out, success=out.success[:keep], length=out.length[:keep], max_phase=out.max_phase[:keep],
+            num_phases=out.num_phases[:keep]))
         if progress:
             done, elapsed = (b + 1) * batch_size, time.time() - start
             print(f"eval {es.name}: {min(done, episodes)}/{episodes} episodes, "

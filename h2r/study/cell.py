@@ -72,7 +72,13 @@ def collect_result(study_dir: str, cell: dag.Cell) -> dict[str, Any]:
     here = dag.cell_dir(study_dir, cell.id)
     result: dict[str, Any] = dict(id=cell.id, kind=cell.kind, params=cell.params, finished=time.time())
     if cell.kind in ("pretrain", "cotrain"):
-        result["final_metrics"] = _last_json_line(os.path.join(here, "metrics.jsonl"))
+        final = _last_json_line(os.path.join(here, "metrics.jsonl"))
+        steps = next((int(a.split("=", 1)[1]) for a in cell.commands[0] if a.startswith("--config.train.steps=")), None)
+        # A trainer that exits 0 before its last step must not make the cell look complete.
+        if final is None or (steps is not None and final.get("step") != steps):
+            raise StudyError(f"cell {cell.id}: training exited 0 but {here}/metrics.jsonl ends at step "
+                             f"{None if final is None else final.get('step')}, expected {steps}")
+        result["final_metrics"] = final
     elif cell.kind == "eval":
         evaluation = dag.read_json(os.path.join(here, "eval.json"))
         if evaluation is None:
@@ -111,11 +117,16 @@ def run_cell(study_dir: str, cell_id: str, env: dict[str, str] | None = None) ->
         with open(log_path, "a") as log:
             log.write(f"\n=== attempt at {time.strftime('%Y-%m-%d %H:%M:%S')} on {socket.gethostname()}\n")
         code = _run_commands(cell, log_path, env)
+        try:
+            result = collect_result(study_dir, cell) if code == 0 else None
+        except StudyError as e:
+            with open(log_path, "a") as log:
+                log.write(f"h2r study: {e}\n")
+            code = 1
         if code != 0:
             dag.write_json_atomic(state_path, dict(state="failed", returncode=code, started=started,
                                                    finished=time.time(), log=log_path))
             return code
-        result = collect_result(study_dir, cell)
         result["seconds"] = time.time() - started
         dag.write_json_atomic(dag.result_path(study_dir, cell.id), result)  # last: the cell is complete
         dag.write_json_atomic(state_path, dict(state="done", started=started, finished=time.time()))

@@ -24,19 +24,19 @@ from h2r.errors import StudyError
 from h2r.study import dag
 
 ALL_TARGETS = "all"  # the aggregate over target settings in tables and results
+# The overlap measures shown against diversity (embeddings.json keys, flattened); every other
+# number of embeddings.json still goes to results.json/csv with its cell.
+OVERLAP_METRICS = ("probe_accuracy.accuracy", "phase_retrieval.above_chance",
+                   "phase_retrieval_robot_to_human.above_chance")
 
 
 # ------------------------------------------------------------------------------------ data
 
 def episode_successes(evaluation: dict[str, Any], cell_id: str) -> np.ndarray:
     """Per-episode 0/1 outcomes from an `h2r eval` result (needed for the episode bootstrap)."""
-    for key in ("successes", "episode_successes", "success_per_episode"):
-        if key in evaluation:
-            return np.asarray(evaluation[key], dtype=np.float64)
-    for key in ("per_episode", "episodes_detail"):
-        if isinstance(evaluation.get(key), list):
-            return np.asarray([float(e["success"]) for e in evaluation[key]], np.float64)
-    raise StudyError(f"eval cell {cell_id}: its eval.json has no per-episode successes "
+    if "successes" in evaluation:
+        return np.asarray(evaluation["successes"], dtype=np.float64)
+    raise StudyError(f"eval cell {cell_id}: its eval.json has no per-episode 'successes' "
                      f"(keys: {sorted(evaluation)})")
 
 
@@ -142,7 +142,8 @@ def compute(collected: dict[str, Any], samples: int, seed: int) -> dict[str, Any
                                  seeds=len(seeds)))
         # Overlap measures: every number embeddings.json holds, mean over the level's cells.
         cells = [r for r in rows if r["level"] == level and r["overlap"]]
-        for metric in sorted({k for r in cells for k in r["overlap"]}):
+        present = {k for r in cells for k in r["overlap"]}
+        for metric in [m for m in OVERLAP_METRICS if m in present] or sorted(present):
             values = np.array([r["overlap"][metric] for r in cells if metric in r["overlap"]])
             reps = values[rng.integers(0, values.size, size=(samples, values.size))].mean(axis=1)
             lo, hi = _interval(reps)
@@ -187,7 +188,8 @@ def emergence_figure(levels: list[str], gain: list[dict], targets: list[str], we
     ax.set_xlabel("robot pretraining diversity level")
     ax.set_ylabel("gain from human data\n(success with - without)")
     ax.set_title("Emergence of human-to-robot transfer (95% bootstrap CI over seeds and episodes)")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     return fig
 
@@ -297,11 +299,11 @@ def _overlap_table(levels, overlap) -> str:
     return f"<table><tr><th>level</th>{head}</tr>{body}</table>"
 
 
-def _tsne_panels(levels, rows) -> str:
+def _tsne_panels(levels, targets, rows) -> str:
     panels = []
     for level in levels:
         with_picture = sorted((r for r in rows if r["level"] == level and r["tsne"] and os.path.exists(r["tsne"])),
-                              key=lambda r: (r["seed"], r["target"], r["human_weight"]))
+                              key=lambda r: (r["seed"], targets.index(r["target"]), r["human_weight"]))
         if with_picture:
             r = with_picture[0]
             with open(r["tsne"], "rb") as f:
@@ -373,7 +375,7 @@ telling human from robot (0.5 = indistinguishable) and cross-embodiment phase re
 {_img(overlap_png, 'overlap measures') if overlap_png else ''}
 {_overlap_table(levels, stats['overlap'])}
 <h2>t-SNE of human and robot embeddings, per level</h2>
-{_tsne_panels(levels, collected['rows'])}
+{_tsne_panels(levels, targets, collected['rows'])}
 <h2>Training curves of every cell</h2>
 {_img(curves_png, 'training curves', '1280px')}
 <p>All numbers: results.json, results.csv. Cells: {html.escape(os.path.join(study_dir, 'cells'))}</p>

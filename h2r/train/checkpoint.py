@@ -6,6 +6,13 @@ Each saved step holds four items:
   data_iter   the grain iterator state of every process (grain.checkpoint.CheckpointSave)
   extra       JSON: the resolved config and the normalization statistics
 
+Reading `params` with orbax alone (any device count, no h2r), as numpy arrays:
+    ckptr = ocp.PyTreeCheckpointer()
+    tree = ckptr.metadata(path).item_metadata.tree          # path = W/checkpoints/<step>/params
+    params = ckptr.restore(path, restore_args=jax.tree.map(
+        lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree))
+(a plain `StandardCheckpointer().restore(path)` only works on the saving run's device topology).
+
 Kept: the last `keep` steps, every `keep_period`-th step, and the best one by training loss.
 Saves are asynchronous (orbax writes in a background thread, into a temporary directory that
 is renamed when complete), so a run killed mid-save never leaves a half-written step behind.

@@ -110,8 +110,8 @@ def make_train_step(graphdef, rest, tx, schedule, ema_decay: float):
         updates, opt_state = tx.update(grads, train_state["opt_state"], params)
         params = optax.apply_updates(params, updates)
         ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, train_state["ema"], params)
-        step_metrics = {**aux, "loss": loss, "grad_norm": optax.global_norm(grads),
-                        "param_norm": optax.global_norm(params), "lr": schedule(step)}
+        step_metrics = {**aux, "loss": loss, "grad_norm": optax.tree.norm(grads),
+                        "param_norm": optax.tree.norm(params), "lr": schedule(step)}
         new_state = {"opt_state": opt_state, "ema": ema, "step": step + 1, "rng": train_state["rng"]}
         return params, new_state, step_metrics
     return train_step

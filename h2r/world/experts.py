@@ -15,18 +15,22 @@ from h2r.world import tasks
 from h2r.world.config import MAX_MOVES, EnvConfig
 from h2r.world.state import State
 
-CLOSE_ENOUGH = 0.012    # the expert grasps / releases when the grasp point is this close to its goal
 NOISE = 0.25            # motion noise std, relative to the step length
 
 
-def _pick_place_plan(state: State, obj, target):
-    """(goal of the grasp point, close the gripper?) for carrying object `obj` to `target`."""
+def _pick_place_plan(state: State, obj, target, region_half, max_speed):
+    """(goal of the grasp point, close the gripper?) for carrying object `obj` to `target`.
+
+    The gripper closes (or opens) in the same step that reaches the object (or the target):
+    step() moves first and grasps/releases after, and the noise shrinks near the goal.
+    """
     gp = dyn.grasp_point(state)
     holding_other = (state.held >= 0) & (state.held != obj)
     holding = state.held == obj
-    at_object = jnp.linalg.norm(gp - state.obj_pos[obj]) < CLOSE_ENOUGH
+    reach = 0.7 * max_speed
+    at_object = jnp.linalg.norm(gp - state.obj_pos[obj]) < reach
     place_goal = target - state.held_offset
-    at_target = jnp.linalg.norm(gp - place_goal) < CLOSE_ENOUGH
+    at_target = jnp.linalg.norm(gp - place_goal) < jnp.minimum(reach, 1.2 * jnp.min(region_half))
     goal = jnp.where(holding, place_goal, state.obj_pos[obj])
     goal = jnp.where(holding_other, gp, goal)
     close = jnp.where(holding, ~at_target, at_object & ~holding_other)
@@ -43,7 +47,7 @@ def _push_plan(state: State, obj, target):
     rel = gp - p
     behind = p - u * (dyn.PUSH_RADIUS + 0.02)
     lateral = jnp.abs(rel @ perp)
-    in_position = (rel @ u < -0.5 * dyn.PUSH_RADIUS) & (lateral < 0.02) & (jnp.linalg.norm(rel) < dyn.PUSH_RADIUS + 0.04)
+    in_position = (rel @ u < -0.5 * dyn.PUSH_RADIUS) & (lateral < 0.03) & (jnp.linalg.norm(rel) < dyn.PUSH_RADIUS + 0.04)
     # Going behind the object: detour around its side if the straight path would touch it.
     seg = behind - gp
     tt = jnp.clip(((p - gp) @ seg) / (seg @ seg + 1e-9), 0.0, 1.0)
@@ -51,7 +55,8 @@ def _push_plan(state: State, obj, target):
     side = jnp.where(rel @ perp >= 0, 1.0, -1.0)
     detour = p + side * perp * (dyn.PUSH_RADIUS + 0.07) - u * 0.02
     approach = jnp.where(blocked, detour, behind)
-    push_goal = gp + u * jnp.minimum(jnp.linalg.norm(target - p) + 0.01, 0.05)
+    # Aim just behind the object's center: pushes it toward the target and corrects drift.
+    push_goal = p - u * (dyn.PUSH_RADIUS - jnp.minimum(jnp.linalg.norm(target - p) + 0.005, 0.04))
     return jnp.where(in_position, push_goal, approach)
 
 
@@ -60,7 +65,8 @@ def plan(state: State):
     k = jnp.minimum(tasks.current_move(state), MAX_MOVES - 1)
     obj = state.move_obj[k]
     target = tasks.move_target(state)[k]
-    goal, close = _pick_place_plan(state, obj, target)
+    max_speed = dyn.emb(state, tb.EMB_MAX_SPEED)
+    goal, close = _pick_place_plan(state, obj, target, state.move_half[k], max_speed)
     push_goal = _push_plan(state, obj, target)
     goal = jnp.where(state.move_push[k], push_goal, goal)
     close = jnp.where(state.move_push[k], False, close)
