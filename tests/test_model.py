@@ -164,3 +164,12 @@ def test_preset_parameter_counts(size, low, high):
 def test_unknown_size_is_an_error():
     with pytest.raises(ValueError, match="unknown model size 'huge'"):
         model_config("huge")
+
+
+def test_remat_gives_the_same_loss_and_gradients():
+    config = _config()
+    batch = _batch(config)
+    grad = nnx.jit(lambda m, b: nnx.grad(lambda m: m.compute_loss(b, jax.random.key(0))[0])(m))
+    plain = grad(VLA(config, rngs=nnx.Rngs(0)), batch)
+    remat = grad(VLA(_config(remat=True), rngs=nnx.Rngs(0)), batch)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), plain, remat)

@@ -101,3 +101,11 @@ def test_sharded_model_matches_the_one_device_model():
         np.testing.assert_allclose(float(m["loss"]), float(s["loss"]), rtol=1e-5)
     np.testing.assert_allclose(model.blocks[0].mlp.up.kernel[...], single.blocks[0].mlp.up.kernel[...],
                                atol=1e-5)
+
+
+def test_abstract_state_carries_the_shardings_without_allocating():
+    mesh = sharding.make_mesh(MESH_2x2x2)
+    graphdef, state = sharding.abstract_state(lambda: VLA(model_config("tiny"), rngs=nnx.Rngs(0)), mesh)
+    kernel = state["blocks"][0]["mlp"]["up"]["kernel"].get_value()
+    assert isinstance(kernel, jax.ShapeDtypeStruct)
+    assert kernel.sharding.spec == P("fsdp", "tensor") and kernel.sharding.mesh == mesh

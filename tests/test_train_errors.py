@@ -18,6 +18,7 @@ def tiny_config(**train):
     config.data.kind = "synthetic"
     config.train.batch_size = 16
     config.train.log_every = 5
+    config.model.depth = config.model.expert_depth = 1  # short compilations
     for key, value in train.items():
         config.train[key] = value
     return config
@@ -59,12 +60,12 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
 def test_init_from_a_run_with_another_model_config_lists_mismatched_keys(short_run, tmp_path):
     config = tiny_config(**SHORT, init_from=str(short_run))
     config.model.mlp_dim = 128           # other kernel shapes
-    config.model.depth = 3               # and a block the checkpoint does not have
+    config.model.depth = 2               # and a block the checkpoint does not have
     with pytest.raises(CheckpointError) as error:
         trainer.train(config, str(tmp_path), stream=io.StringIO())
     message = str(error.value)
     assert "does not match the model built from this config" in message
-    assert "missing in checkpoint" in message and "blocks/2/mlp/up/kernel" in message
+    assert "missing in checkpoint" in message and "blocks/1/mlp/up/kernel" in message
     assert "shape differs" in message and "blocks/0/mlp/up/kernel checkpoint (64, 256) vs model (64, 128)" in message
 
 

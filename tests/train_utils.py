@@ -14,9 +14,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(ROOT, "experiments", "train", "tiny.py")
 H2R = os.path.join(os.path.dirname(sys.executable), "h2r")
 
-# A few seconds of tiny training on synthetic batches (the mechanics do not depend on the data).
+# A few seconds of tiny training on synthetic batches (the mechanics do not depend on the data);
+# one block in each transformer keeps the compilations short.
 SYNTHETIC = ["--config.data.kind=synthetic", "--config.train.batch_size=16",
-             "--config.train.warmup_steps=5", "--config.train.log_every=5"]
+             "--config.train.warmup_steps=5", "--config.train.log_every=5",
+             "--config.model.depth=1", "--config.model.expert_depth=1"]
 
 
 def env(devices: int, cache_dir: str | None) -> dict:

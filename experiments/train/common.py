@@ -17,7 +17,7 @@ def make_config(size: str, *, steps: int, batch_size: int, lr: float, warmup_ste
 
     config.data = ml_collections.ConfigDict(dict(
         dir="",                    # directory written by `h2r data generate` (or kind=synthetic)
-        kind="pretrain",           # pretrain | cotrain | synthetic (random batches, benchmarks)
+        kind="pretrain",           # pretrain | cotrain | mixture | synthetic (trainer benchmarks)
         target="sort_eggs",        # held-out setting name (cotrain: whose target data)
         diversity=1.0,             # fraction of the target robot's scene x task pretraining combos
         other_embodiments=False,   # the "100% + other robots" level
@@ -26,8 +26,13 @@ def make_config(size: str, *, steps: int, batch_size: int, lr: float, warmup_ste
         human_weight=0.5,
         human_loss="both",         # both | subtask | action
         use_wrist=True,
-        worker_count=0,
+        worker_count=0,            # grain worker processes (0 = read in the training process)
         seed=0,
+        # Beyond the contract (h2r/data/pipeline.py DEFAULTS):
+        norm="quantile",           # quantile | mean_std
+        augment=False,             # random crop + brightness/contrast (grain RandomMap)
+        subset_seed=0,             # permutation behind the nested diversity subsets
+        mixture="",                # kind=mixture: "name:weight,name:weight"
     ))
     for key in LAYOUT_KEYS:
         config.data[key] = config.model[key]

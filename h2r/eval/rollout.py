@@ -39,8 +39,8 @@ class Env:
 
 @functools.lru_cache(maxsize=None)
 def world_env(env_config) -> Env:
-    """The procedural world (h2r.world) as an Env."""
-    from h2r import world  # noqa: PLC0415
+    """The procedural world (h2r.world.env) as an Env."""
+    from h2r.world import env as world  # noqa: PLC0415
 
     return Env(
         reset=lambda spec: world.reset(spec, env_config),
@@ -80,11 +80,19 @@ def _frame(obs, record):
     return jnp.concatenate([obs["image"][:record], obs["wrist_image"][:record]], axis=2)
 
 
+@functools.lru_cache(maxsize=None)
+def reset_batch(env: Env) -> Callable:
+    """Jitted batched reset: specs [B] -> states [B]."""
+    return jax.jit(jax.vmap(env.reset))
+
+
 # Cached: the same (env, controller, sizes) reuses its compiled program within a process.
 @functools.lru_cache(maxsize=16)
 def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_steps: int,
                  record: int = 4) -> Callable:
-    """Returns a jitted `run(params, specs, extra_obs, rng) -> dict of arrays` over a batch of episodes.
+    """Returns a jitted `run(params, states, extra_obs, rng) -> dict of arrays` over a batch of
+    episodes starting from `states` (from `reset_batch(env)`: the caller needs the reset states to
+    write instructions, and the world's reset compiles once, apart from the loop).
 
     `extra_obs` (e.g. tokenized instructions, one row per episode) is merged into every
     observation the controller sees. `execute_steps` actions of each chunk are executed before
@@ -92,13 +100,12 @@ def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_st
     """
     if max_steps < 1 or execute_steps < 1:
         raise ValueError(f"max_steps ({max_steps}) and execute_steps ({execute_steps}) must be >= 1")
-    reset, step = jax.vmap(env.reset), jax.vmap(env.step)
+    step = jax.vmap(env.step)
     observe, success, phase = jax.vmap(env.observe), jax.vmap(env.success), jax.vmap(env.phase)
     num_phases = jax.vmap(env.num_phases)
 
-    def run(params, specs, extra_obs, rng):
-        state = reset(specs)
-        num = jax.tree.leaves(specs)[0].shape[0]
+    def run(params, state, extra_obs, rng):
+        num = success(state).shape[0]
         rec = min(record, num)
         carry = dict(state=state, rng=rng, t=jnp.zeros((), jnp.int32), done=success(state),
                      succeeded=success(state), length=jnp.zeros((num,), jnp.int32), max_phase=phase(state))

@@ -85,7 +85,7 @@ def policy_controller(embodiment: str, action_pad: int) -> Callable:
 def expert_controller(env_config) -> Callable:
     """The world's scripted expert as a one-step chunk (privileged: it reads the state)."""
     import jax  # noqa: PLC0415
-    from h2r import world  # noqa: PLC0415
+    from h2r.world import env as world  # noqa: PLC0415
 
     def control(params, obs, env_state, rng):
         keys = jax.random.split(rng, obs["image"].shape[0])
@@ -111,24 +111,24 @@ def evaluate(controller: Callable, params: Any, es: EvalSetting, episodes: int, 
     """Runs `episodes` episodes of `es` and returns (result dict, RolloutOutcome of all episodes)."""
     import jax  # noqa: PLC0415
     from h2r.eval import rollout  # noqa: PLC0415
-    from h2r import world  # noqa: PLC0415
 
     if episodes < 1:
         raise DataError(f"--episodes must be >= 1, got {episodes}")
     max_steps = int(max_steps or env_config.horizon)
     batch_size = min(int(batch_size or episodes), episodes)
     specs, combos = episode_specs(es, episodes, seed)
-    texts = instructions(specs, env_config)
-    run = rollout.make_rollout(rollout.world_env(env_config), controller, max_steps=max_steps,
-                               execute_steps=execute_steps, record=record)
+    env = rollout.world_env(env_config)
+    states = jax.device_get(rollout.reset_batch(env)(specs))
+    texts = instructions(states)
+    run = rollout.make_rollout(env, controller, max_steps=max_steps, execute_steps=execute_steps, record=record)
     parts, start = [], time.time()
     num_batches = -(-episodes // batch_size)
     for b in range(num_batches):
         # Fixed batch shape (the last batch is padded by repetition): one compilation.
         idx = np.arange(b * batch_size, (b + 1) * batch_size).clip(max=episodes - 1)
-        batch_specs = jax.tree.map(lambda a: a[idx], specs)
+        batch_states = jax.tree.map(lambda a: a[idx], states)
         extra = {"instruction": tokenize([texts[i] for i in idx])} if tokenize else {}
-        out = rollout.outcome(run(params, batch_specs, extra, jax.random.fold_in(jax.random.key(seed), b)))
+        out = rollout.outcome(run(params, batch_states, extra, jax.random.fold_in(jax.random.key(seed), b)))
         keep = min(batch_size, episodes - b * batch_size)
         parts.append(out if keep == batch_size else dataclasses.replace(
             out, success=out.success[:keep], length=out.length[:keep], max_phase=out.max_phase[:keep],
@@ -147,13 +147,12 @@ def evaluate(controller: Callable, params: Any, es: EvalSetting, episodes: int, 
                      max_steps=max_steps, wall=wall), outcome
 
 
-def instructions(specs, env_config) -> list[str]:
-    """Each episode's instruction, made in python from its reset state (as the data generator does)."""
-    import jax  # noqa: PLC0415
-    from h2r import world  # noqa: PLC0415
+def instructions(states) -> list[str]:
+    """Each episode's instruction, made in python from its (numpy) reset state, as the data
+    generator does."""
+    from h2r.world import tasks  # noqa: PLC0415
 
-    states = jax.device_get(jax.jit(jax.vmap(lambda s: world.reset(s, env_config)))(specs))
-    return [world.instruction_from_state(world.unbatch(states, i)) for i in range(len(specs.seed))]
+    return [tasks.instruction_from_state(tasks.unbatch(states, i)) for i in range(len(states.t))]
 
 
 def summarize(outcome, es: EvalSetting, combos, texts, *, interval, seed, execute_steps, max_steps,

@@ -77,6 +77,19 @@ def read_jsonl(workdir: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def truncate_jsonl(workdir: str, step: int) -> None:
+    """Drops rows after `step` (logged by a run killed after its last checkpoint), atomically,
+    so a resumed run's metrics.jsonl has each step once."""
+    rows = read_jsonl(workdir)
+    if all(r.get("step", 0) <= step for r in rows):
+        return
+    path = os.path.join(workdir, "metrics.jsonl")
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows if r.get("step", 0) <= step)
+    os.replace(tmp, path)
+
+
 def collection_for(names) -> type[clu_metrics.Collection]:
     """A clu Collection averaging each named per-step scalar."""
     return clu_metrics.Collection.create(**{n: clu_metrics.Average.from_output(n) for n in names})

@@ -98,6 +98,13 @@ def state_shardings(state, mesh: jax.sharding.Mesh):
         return nnx.get_named_sharding(state, mesh)
 
 
+def abstract_state(init_fn, mesh: jax.sharding.Mesh):
+    """(graphdef, state of ShapeDtypeStructs with their NamedShardings) of whatever init_fn builds
+    (e.g. the model and optimizer), without allocating: the target for an orbax restore."""
+    with nnx.logical_axis_rules(LOGICAL_RULES):
+        return nnx.get_abstract_model(init_fn, mesh)
+
+
 def batch_sharding(mesh: jax.sharding.Mesh, ndim: int = 1) -> NamedSharding:
     """Leading (batch) dimension split over data x fsdp, the rest replicated."""
     return NamedSharding(mesh, PartitionSpec(BATCH_AXES, *([None] * (ndim - 1))))

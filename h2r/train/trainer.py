@@ -250,6 +250,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stream=None) -> di
             params, train_state = checkpoint.restore_for_training(
                 manager, start_step, abstract_params=abstract_params,
                 abstract_train_state=abstract_train_state, data_iter=data_iter, workdir=workdir)
+            if is_main:
+                metrics.truncate_jsonl(workdir, start_step)
             print(f"resumed {workdir} from step {start_step}", file=stream, flush=True)
         else:
             if tc.init_from:  # co-training: the pretrained run's params, a fresh optimizer

@@ -27,7 +27,7 @@ STATE_PAD = 8          # observe()["state"] is f32[STATE_PAD]: the embodiment's 
 class EnvConfig:
     """Static (hashable) world options; pass as a static argument to jit."""
     image_size: int = 64            # both views are image_size x image_size RGB
-    horizon: int = 60               # max control steps of an episode
+    horizon: int = 72               # max control steps of an episode (3 objects need ~45-60)
     max_task_objects: int = 3       # caps the objects moved by multi-object families (>= 2)
     max_distractors: int = 3        # caps a scene's distractor count (<= 3)
     steps_after_success: int = 3    # an episode ends this many steps after success

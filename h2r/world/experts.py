@@ -33,7 +33,9 @@ def _pick_place_plan(state: State, obj, target, region_half, max_speed):
     at_target = jnp.linalg.norm(gp - place_goal) < jnp.minimum(reach, 1.2 * jnp.min(region_half))
     goal = jnp.where(holding, place_goal, state.obj_pos[obj])
     goal = jnp.where(holding_other, gp, goal)
-    close = jnp.where(holding, ~at_target, at_object & ~holding_other)
+    # An empty closed gripper must open before it can grasp again.
+    empty_closed = (state.grip > 0.5) & (state.held < 0)
+    close = jnp.where(holding, ~at_target, at_object & ~holding_other & ~empty_closed)
     return goal, close
 
 
@@ -45,36 +47,42 @@ def _push_plan(state: State, obj, target):
     u = u / (jnp.linalg.norm(u) + 1e-6)
     perp = jnp.stack([-u[1], u[0]])
     rel = gp - p
-    behind = p - u * (dyn.PUSH_RADIUS + 0.02)
+    behind = jnp.clip(p - u * (dyn.PUSH_RADIUS + 0.02), 0.03, 0.97)   # near an edge: as far behind as fits
     lateral = jnp.abs(rel @ perp)
-    in_position = (rel @ u < -0.5 * dyn.PUSH_RADIUS) & (lateral < 0.03) & (jnp.linalg.norm(rel) < dyn.PUSH_RADIUS + 0.04)
+    in_position = (((rel @ u < -0.5 * dyn.PUSH_RADIUS) & (lateral < 0.03)
+                    & (jnp.linalg.norm(rel) < dyn.PUSH_RADIUS + 0.04))
+                   | (jnp.linalg.norm(gp - behind) < 0.015))
     # Going behind the object: detour around its side if the straight path would touch it.
     seg = behind - gp
     tt = jnp.clip(((p - gp) @ seg) / (seg @ seg + 1e-9), 0.0, 1.0)
     blocked = jnp.linalg.norm(gp + tt * seg - p) < dyn.PUSH_RADIUS + 0.012
     side = jnp.where(rel @ perp >= 0, 1.0, -1.0)
-    detour = p + side * perp * (dyn.PUSH_RADIUS + 0.07) - u * 0.02
+    near, far = (p + sgn * side * perp * (dyn.PUSH_RADIUS + 0.07) - u * 0.02 for sgn in (1.0, -1.0))
+    on_table = jnp.all((near > 0.03) & (near < 0.97))
+    detour = jnp.where(on_table, near, far)      # go round the side that has room
     approach = jnp.where(blocked, detour, behind)
     # Aim just behind the object's center: pushes it toward the target and corrects drift.
     push_goal = p - u * (dyn.PUSH_RADIUS - jnp.minimum(jnp.linalg.norm(target - p) + 0.005, 0.04))
-    return jnp.where(in_position, push_goal, approach)
+    return jnp.where(in_position, push_goal, approach), in_position
 
 
 def plan(state: State):
-    """(desired grasp-point goal, close?) of the scripted expert."""
+    """(desired grasp-point goal, close?, noise scale) of the scripted expert."""
     k = jnp.minimum(tasks.current_move(state), MAX_MOVES - 1)
     obj = state.move_obj[k]
     target = tasks.move_target(state)[k]
     max_speed = dyn.emb(state, tb.EMB_MAX_SPEED)
     goal, close = _pick_place_plan(state, obj, target, state.move_half[k], max_speed)
-    push_goal = _push_plan(state, obj, target)
+    push_goal, pushing = _push_plan(state, obj, target)
     goal = jnp.where(state.move_push[k], push_goal, goal)
     close = jnp.where(state.move_push[k], False, close)
     finished = tasks.success(state)
     gp = dyn.grasp_point(state)
     goal = jnp.where(finished, gp, goal)
     close = jnp.where(finished, False, close)
-    return goal, close
+    # Pushing with a round pusher is unstable sideways: push carefully (a third of the noise).
+    noise_scale = jnp.where(state.move_push[k] & pushing, 0.3, 1.0)
+    return goal, close, noise_scale
 
 
 def to_action(state: State, displacement, close):
@@ -93,13 +101,13 @@ def to_action(state: State, displacement, close):
 
 def expert_action(state: State, key, env_config: EnvConfig = EnvConfig()):
     """The noisy scripted expert's action, f32[ACTION_PAD], in the embodiment's action space."""
-    goal, close = plan(state)
+    goal, close, noise_scale = plan(state)
     gp = dyn.grasp_point(state)
     max_speed = dyn.emb(state, tb.EMB_MAX_SPEED)
     d = goal - gp
     dist = jnp.linalg.norm(d)
     d = d * jnp.minimum(1.0, 0.95 * max_speed / (dist + 1e-9))
-    noise = jax.random.normal(key, (2,)) * NOISE * env_config.expert_noise * jnp.minimum(dist, max_speed)
+    noise = jax.random.normal(key, (2,)) * NOISE * noise_scale * env_config.expert_noise * jnp.minimum(dist, max_speed)
     # Delta actions stay inside [-1, 1]: the noisy step is clipped to the embodiment's speed.
     d = d + noise
     d = d * jnp.minimum(1.0, max_speed / (jnp.linalg.norm(d) + 1e-9))

@@ -246,13 +246,15 @@ def _place_fixtures(key, scene, fix_type):
     return jnp.clip(pos, half + 0.01, 1.0 - half - 0.01)
 
 
-def _place_objects(key, fix_pos, fix_type, fix_active):
-    """NUM_OBJECTS positions on a jittered grid, clear of the active fixtures."""
+def _place_objects(key, fix_pos, fix_type, fix_active, prefer_inner):
+    """NUM_OBJECTS positions on a jittered grid, clear of the active fixtures (slot 0 first;
+    with prefer_inner, away from the table edges so a pushed object has room behind it)."""
     k1, k2 = jax.random.split(key)
     cand = jnp.asarray(_GRID, jnp.float32) + jax.random.uniform(k1, _GRID.shape, minval=-0.025, maxval=0.025)
     half = jnp.asarray(tb.FIX_OUTER)[fix_type] + 0.055
     inside = jnp.all(jnp.abs(cand[:, None] - fix_pos[None]) < half[None], -1) & fix_active[None]
-    score = jax.random.uniform(k2, (len(_GRID),)) + 10.0 * jnp.any(inside, -1)
+    edge = jnp.any(jnp.abs(cand - 0.5) > 0.3, -1) & prefer_inner
+    score = jax.random.uniform(k2, (len(_GRID),)) + 10.0 * jnp.any(inside, -1) + 2.0 * edge
     return cand[jnp.argsort(score)[:NUM_OBJECTS]]
 
 
@@ -280,7 +282,7 @@ def reset(spec: EpisodeSpec, env_config: EnvConfig = EnvConfig()) -> State:
     task = jax.lax.switch(spec.task_family, branches, keys[0], spec.variant)
 
     fix_pos = _place_fixtures(keys[1], spec.scene, task["fix_type"])
-    pos = _place_objects(keys[2], fix_pos, task["fix_type"], task["fix_active"])
+    pos = _place_objects(keys[2], fix_pos, task["fix_type"], task["fix_active"], jnp.any(task["obj_pushable"]))
     d_types, d_colors, d_active = _distractors(keys[3], spec.scene, task["obj_type"], task["obj_active"],
                                                env_config)
     obj_type = jnp.concatenate([task["obj_type"], d_types])
