@@ -25,8 +25,6 @@ import tempfile
 import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,23 +47,22 @@ def tiny_run(tmp: str) -> str:
     return workdir
 
 
-def sequential(policy, env_config, es, specs, texts, *, max_steps, execute_steps, seed):
+def sequential(policy, env_config, es, states, texts, *, max_steps, execute_steps, seed):
     """One episode at a time: python loops over steps, jitted batch-1 policy and world calls."""
-    from h2r import world
-    from h2r.eval import success
+    from h2r.eval import rollout, success
     from h2r.world.config import ACTION_PAD
 
+    env = rollout.world_env(env_config)
     control = success.policy_controller(es.embodiment, ACTION_PAD)
     act = jax.jit(lambda pol, obs, key: control(pol, obs, None, key))
-    reset = jax.jit(jax.vmap(lambda s: world.reset(s, env_config)))
-    step = jax.jit(jax.vmap(lambda s, a: world.step(s, a, env_config)))
-    observe = jax.jit(jax.vmap(lambda s: world.observe(s, env_config)))
-    succeeded = jax.jit(jax.vmap(world.success))
+    step = jax.jit(jax.vmap(env.step))
+    observe = jax.jit(jax.vmap(env.observe))
+    succeeded = jax.jit(jax.vmap(env.success))
     results = []
     for i in range(len(texts)):
-        spec = jax.tree.map(lambda a: a[i:i + 1], specs)
+        state = jax.tree.map(lambda a: a[i:i + 1], states)
         tokens = policy.tokenize([texts[i]])
-        state, rng, t, done = reset(spec), jax.random.fold_in(jax.random.key(seed), i), 0, False
+        rng, t, done = jax.random.fold_in(jax.random.key(seed), i), 0, False
         while t < max_steps and not done:
             rng, key = jax.random.split(rng)
             chunk = act(policy, {**observe(state), "instruction": tokens}, key)
@@ -99,20 +96,21 @@ def main() -> None:
         es = success.parse_setting(args.setting)
         max_steps = env_config.horizon
         control = success.policy_controller(es.embodiment, ACTION_PAD)
+        env = rollout.world_env(env_config)
 
         def vectorized_rate(n: int, calls: int) -> tuple[float, float]:
             """episodes/s of `calls` calls of n episodes each (after a compile call), and compile s."""
             specs, _ = success.episode_specs(es, n, seed=0)
-            texts = success.instructions(specs, env_config)
-            tokens = policy.tokenize(texts)
-            run = rollout.make_rollout(rollout.world_env(env_config), control, max_steps=max_steps,
+            states = rollout.reset_states(env, specs)
+            tokens = policy.tokenize(success.instructions(states))
+            run = rollout.make_rollout(env, control, max_steps=max_steps,
                                        execute_steps=args.execute_steps, record=0)
             start = time.perf_counter()
-            jax.block_until_ready(run(policy, specs, {"instruction": tokens}, jax.random.key(0)))
+            jax.block_until_ready(run(policy, states, {"instruction": tokens}, jax.random.key(0)))
             compile_s = time.perf_counter() - start
             start = time.perf_counter()
             for c in range(calls):
-                out = run(policy, specs, {"instruction": tokens}, jax.random.key(c + 1))
+                out = run(policy, states, {"instruction": tokens}, jax.random.key(c + 1))
             jax.block_until_ready(out)
             return n * calls / (time.perf_counter() - start), compile_s
 
@@ -120,11 +118,12 @@ def main() -> None:
         per_episode_rate, _ = vectorized_rate(1, args.sequential_episodes)
 
         specs, _ = success.episode_specs(es, args.sequential_episodes, seed=0)
-        texts = success.instructions(specs, env_config)
-        sequential(policy, env_config, es, specs, texts, max_steps=max_steps,  # compile
+        states = rollout.reset_states(env, specs)
+        texts = success.instructions(states)
+        sequential(policy, env_config, es, states, texts, max_steps=max_steps,  # compile
                    execute_steps=args.execute_steps, seed=0)
         start = time.perf_counter()
-        sequential(policy, env_config, es, specs, texts, max_steps=max_steps,
+        sequential(policy, env_config, es, states, texts, max_steps=max_steps,
                    execute_steps=args.execute_steps, seed=1)
         seq_rate = args.sequential_episodes / (time.perf_counter() - start)
 

@@ -39,7 +39,6 @@ def matmul_flops_per_s(dtype: str, n: int, repeats: int = 10) -> float:
 
 def bench_preset(preset: str, steps: int, batch_size: int | None, dtype: str | None) -> dict:
     import jax
-    from flax import nnx
 
     from h2r.config import load_config
     from h2r.train import metrics, sharding, synthetic, trainer
@@ -53,18 +52,11 @@ def bench_preset(preset: str, steps: int, batch_size: int | None, dtype: str | N
         config.model.dtype = dtype
     tc = config.train
     mesh = sharding.make_mesh(config.mesh)
-    tx, schedule = trainer.make_optimizer(tc), trainer.lr_schedule(tc)
     with sharding.use_mesh(mesh):
-        graphdef, abstract_state, rest = trainer.abstract_model(config.model, tc.seed)
-        params_sh = trainer.param_shardings(abstract_state, mesh)
-        abstract_params = jax.tree.map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
-                                       trainer.str_keys(nnx.to_pure_dict(abstract_state)), params_sh)
-        state_sh = trainer.train_state_shardings(tx, abstract_params, params_sh, mesh)
-        params, rest = trainer.init_params(config.model, tc.seed, params_sh)
-        train_state = trainer._fresh_train_state(tx, params, tc, state_sh)
-        step_fn = jax.jit(trainer.make_train_step(graphdef, rest, tx, schedule, float(tc.ema_decay)),
-                          in_shardings=(params_sh, state_sh, None), out_shardings=(params_sh, state_sh, None),
-                          donate_argnums=(0, 1))
+        setup = trainer.make_setup(config, mesh)
+        params, setup.rest = trainer.init_params(config.model, tc.seed, setup.params_sh)
+        train_state = trainer.fresh_train_state(setup.tx, params, tc, setup.state_sh)
+        step_fn = trainer.jit_train_step(setup, float(tc.ema_decay))
         batch = trainer.to_global(synthetic._global_batch(0, config), mesh)
         start = time.perf_counter()
         compiled = step_fn.lower(params, train_state, batch).compile()

@@ -114,3 +114,37 @@ def test_checkpoint_info_cli(reference):
     text = subprocess.run([tu.H2R, "checkpoint", "info", str(workdir)], capture_output=True, text=True,
                           timeout=120, env=tu.env(1, None)).stdout
     assert "[10, 20, 30]" in text and "tiny" in text
+
+
+def test_policy_maps_raw_observations_to_raw_action_chunks(reference):
+    import jax
+
+    from h2r.policy import Policy, load_policy
+    from h2r.train import synthetic
+    workdir, _ = reference
+    policy = load_policy(str(workdir))
+    assert policy.step == 30 and policy.embodiments == ["synthetic"]
+    batch = synthetic._global_batch(0, policy.config)
+    obs = {"image": batch["image"][:4], "wrist_image": batch["wrist_image"][:4],
+           "state": batch["state"][:4], "instruction": batch["instruction"][:4]}
+    key = jax.random.key(0)
+    actions = np.asarray(policy.act(obs, key, "synthetic"))
+    c = policy.config.model
+    assert actions.shape == (4, c.action_horizon, c.max_action_dim) and np.all(np.isfinite(actions))
+    # A Policy is a pytree: it goes through the caller's jit/vmap as an argument.
+    jitted = jax.jit(lambda pol, o, k: pol.act(o, k, "synthetic"))(policy, obs, key)
+    np.testing.assert_allclose(jitted, actions, rtol=1e-5, atol=1e-5)
+    keys = jax.random.split(key, 3)
+    assert jax.vmap(lambda k: policy.act(obs, k, "synthetic"))(keys).shape == (3, *actions.shape)
+    # Raw units: a 3-dim embodiment whose actions span [0, 10] gets the chunk mapped there.
+    stats = dict(policy.stats)
+    stats["robot"] = {"state": stats["synthetic"]["state"],
+                      "action": {k: np.full(3, v, np.float32) for k, v in
+                                 {"mean": 5.0, "std": 1.0, "q01": 0.0, "q99": 10.0}.items()}}
+    robot = Policy(policy.params, stats, policy.static)
+    np.testing.assert_allclose(robot.act(obs, key, "robot"), (actions[..., :3] + 1) * 5, rtol=1e-4, atol=1e-4)
+    with pytest.raises(Exception, match="no normalization statistics for embodiment 'franka'"):
+        policy.act(obs, key, "franka")
+    assert np.asarray(policy.embed(obs, "synthetic")).shape == (4, c.width)
+    ema = load_policy(str(workdir), ema=True)
+    assert not np.allclose(np.asarray(ema.act(obs, key, "synthetic")), actions)

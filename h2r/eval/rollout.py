@@ -81,9 +81,20 @@ def _frame(obs, record):
 
 
 @functools.lru_cache(maxsize=None)
-def reset_batch(env: Env) -> Callable:
-    """Jitted batched reset: specs [B] -> states [B]."""
-    return jax.jit(jax.vmap(env.reset))
+def _reset_one(env: Env) -> Callable:
+    return jax.jit(env.reset)
+
+
+def reset_states(env: Env, specs) -> Any:
+    """Reset states (numpy, leading axis = episode) of a batch of specs.
+
+    One episode per call of a jitted unbatched reset: it compiles once for every batch size
+    (the world's reset is slow to compile, and eval batch sizes vary), and costs ~ms per episode.
+    """
+    reset = _reset_one(env)
+    num = len(jax.tree.leaves(specs)[0])
+    states = [jax.device_get(reset(jax.tree.map(lambda a: a[i], specs))) for i in range(num)]
+    return jax.tree.map(lambda *xs: np.stack(xs), *states)
 
 
 # Cached: the same (env, controller, sizes) reuses its compiled program within a process.
@@ -91,7 +102,7 @@ def reset_batch(env: Env) -> Callable:
 def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_steps: int,
                  record: int = 4) -> Callable:
     """Returns a jitted `run(params, states, extra_obs, rng) -> dict of arrays` over a batch of
-    episodes starting from `states` (from `reset_batch(env)`: the caller needs the reset states to
+    episodes starting from `states` (from `reset_states`: the caller needs the reset states to
     write instructions, and the world's reset compiles once, apart from the loop).
 
     `extra_obs` (e.g. tokenized instructions, one row per episode) is merged into every
@@ -181,6 +192,8 @@ def save_strips(frames: np.ndarray, lengths: np.ndarray, out_dir: str, prefix: s
 
     os.makedirs(out_dir, exist_ok=True)
     paths = []
+    scale = max(1, 128 // max(frames.shape[2], 1))  # small renders are upscaled (nearest) to be seen
+    frames = frames.repeat(scale, axis=2).repeat(scale, axis=3)
     for i, episode in enumerate(frames):
         end = int(lengths[i]) + 1
         shown = episode[:end]

@@ -118,7 +118,7 @@ def evaluate(controller: Callable, params: Any, es: EvalSetting, episodes: int, 
     batch_size = min(int(batch_size or episodes), episodes)
     specs, combos = episode_specs(es, episodes, seed)
     env = rollout.world_env(env_config)
-    states = jax.device_get(rollout.reset_batch(env)(specs))
+    states = rollout.reset_states(env, specs)
     texts = instructions(states)
     run = rollout.make_rollout(env, controller, max_steps=max_steps, execute_steps=execute_steps, record=record)
     parts, start = [], time.time()

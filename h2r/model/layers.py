@@ -27,10 +27,14 @@ BTM = ("act_batch", "act_seq", "act_mlp")
 BTHK = ("act_batch", "act_seq", "act_heads", "act_kv")
 
 
+def sharding_active() -> bool:
+    """True under h2r.train.sharding.use_mesh: a mesh and logical-axis rules are both set."""
+    return bool(flax_spmd.get_logical_axis_rules()) and not jax.sharding.get_abstract_mesh().empty
+
+
 def constrain(x: jax.Array, names: Names) -> jax.Array:
     """Sharding constraint by logical names; a no-op unless a mesh and logical rules are active."""
-    rules = flax_spmd.get_logical_axis_rules()
-    if not rules or jax.sharding.get_abstract_mesh().empty:
+    if not sharding_active():
         return x
     return jax.lax.with_sharding_constraint(x, flax_spmd.get_pspec(tuple(names)))
 

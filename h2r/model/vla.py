@@ -32,20 +32,13 @@ from flax import nnx
 
 from h2r.errors import DataError
 from h2r.model import flow
-from h2r.model.layers import BTD, Block, Dense, RMSNorm, constrain, param
+from h2r.model.layers import BTD, Block, Dense, RMSNorm, constrain, param, sharding_active
 
 OBS, QUERY, SUBTASK = 0, 1, 2
 # ALLOWED[query_group, key_group]: which token groups may attend to which.
 ALLOWED = np.array([[True, False, False],   # observation -> observation only
                     [True, True, False],    # query slots -> observation, slots
                     [True, False, True]])   # subtask -> observation, subtask
-
-OBS_KEYS = ("image", "wrist_image", "image_mask", "state", "state_mask", "instruction")
-
-
-def _sharding_active() -> bool:
-    from flax.core import spmd as flax_spmd
-    return bool(flax_spmd.get_logical_axis_rules()) and not jax.sharding.get_abstract_mesh().empty
 
 
 def _call_block(block, *args):
@@ -61,7 +54,7 @@ class VLA(nnx.Module):
 
     def __init__(self, config: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
         self.config = ml_collections.FrozenConfigDict(config)
-        if _sharding_active():
+        if sharding_active():
             self._build(rngs)
         else:  # no mesh: keep the logical names as metadata, place nothing
             with nnx.use_eager_sharding(False):

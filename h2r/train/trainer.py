@@ -10,10 +10,12 @@ Co-training: config.train.init_from names a finished run; its params initialize 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import signal
+import sys
 from typing import Any
 
 import jax
@@ -23,7 +25,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from h2r.config import save_config
+from h2r.config import ConfigError, save_config
 from h2r.errors import CheckpointError, H2RError
 from h2r.model import VLA
 from h2r.train import checkpoint, metrics, sharding
@@ -149,7 +151,6 @@ def check_tokenizer(config):
     from h2r.data import tokenizer as tokenizer_lib  # noqa: PLC0415
     tok = tokenizer_lib.Tokenizer.load(tokenizer_lib.path_for(config.data.dir))
     if tok.vocab_size > config.model.vocab_size:
-        from h2r.config import ConfigError  # noqa: PLC0415
         raise ConfigError(f"the tokenizer of {config.data.dir} has {tok.vocab_size} words but "
                           f"config.model.vocab_size={config.model.vocab_size}: raise model.vocab_size")
 
@@ -158,7 +159,6 @@ def _check_layout(config):
     diff = {k: (config.model.get(k), config.data.get(k)) for k in LAYOUT_KEYS
             if config.model.get(k) != config.data.get(k)}
     if diff:
-        from h2r.config import ConfigError  # noqa: PLC0415
         raise ConfigError("config.model and config.data disagree on the sample layout: " + ", ".join(
             f"{k}: model {m} vs data {d}" for k, (m, d) in diff.items()))
 
@@ -212,9 +212,47 @@ class _StopSignal:
 
 
 # ---------------------------------------------------------------------------- train
+@dataclasses.dataclass
+class Setup:
+    """Everything the step needs that does not change during a run (built under the mesh)."""
+    graphdef: Any
+    rest: Any                  # the model's non-Param state (none for the VLA)
+    tx: optax.GradientTransformation
+    schedule: optax.Schedule
+    params_sh: Any             # NamedShardings of the params dict
+    state_sh: Any              # NamedShardings of {opt_state, ema, step, rng}
+    abstract_params: Any       # ShapeDtypeStructs with shardings: restore targets
+    abstract_train_state: Any
+
+
+def make_setup(config, mesh) -> Setup:
+    """Abstract model, shardings and optimizer (call under `sharding.use_mesh(mesh)`)."""
+    tc = config.train
+    tx = make_optimizer(tc)
+    graphdef, abstract_params_state, rest = abstract_model(config.model, tc.seed)
+    params_sh = param_shardings(abstract_params_state, mesh)
+    abstract_params = jax.tree.map(
+        lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
+        str_keys(nnx.to_pure_dict(abstract_params_state)), params_sh)
+    state_sh = train_state_shardings(tx, abstract_params, params_sh, mesh)
+    return Setup(graphdef, rest, tx, lr_schedule(tc), params_sh, state_sh, abstract_params,
+                 _abstract_train_state(tx, abstract_params, tc, state_sh))
+
+
+def jit_train_step(setup: Setup, ema_decay: float):
+    """The jitted step (params, train_state, batch) -> (params, train_state, metrics), with
+    explicit in/out shardings; params and train state are donated (updated in place)."""
+    return jax.jit(make_train_step(setup.graphdef, setup.rest, setup.tx, setup.schedule, ema_decay),
+                   in_shardings=(setup.params_sh, setup.state_sh, None),
+                   out_shardings=(setup.params_sh, setup.state_sh, None), donate_argnums=(0, 1))
+
+
 def train(config: ml_collections.ConfigDict, workdir: str, *, stream=None) -> dict[str, Any]:
-    """Trains (or resumes) the run in `workdir`. Returns {"step", "preempted", "last_metrics"}."""
-    import sys  # noqa: PLC0415
+    """Trains (or resumes) the run in `workdir`. Returns {"step", "preempted", "last_metrics"}.
+
+    Resuming uses the config given now (e.g. a larger train.steps extends the run; the cosine
+    schedule is then stretched to the new length).
+    """
     stream = stream or sys.stdout
     workdir = os.path.abspath(workdir)
     tc = config.train
@@ -222,7 +260,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stream=None) -> di
     mesh = sharding.make_mesh(config.mesh)
     divisor = sharding.batch_divisor(mesh)
     if tc.batch_size % divisor:
-        from h2r.config import ConfigError  # noqa: PLC0415
         raise ConfigError(f"train.batch_size={tc.batch_size} must be a multiple of {divisor} "
                           f"(devices along the mesh's data x fsdp axes)")
     is_main = jax.process_index() == 0
@@ -232,44 +269,43 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stream=None) -> di
     write_run_files(config, workdir, norm_stats)
     extra = {"config": json.loads(config.to_json_best_effort()), "norm_stats": norm_stats}
 
-    tx = make_optimizer(tc)
-    schedule = lr_schedule(tc)
     with sharding.use_mesh(mesh):
-        graphdef, abstract_params_state, rest = abstract_model(config.model, tc.seed)
-        params_sh = param_shardings(abstract_params_state, mesh)
-        abstract_params = jax.tree.map(
-            lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
-            str_keys(nnx.to_pure_dict(abstract_params_state)), params_sh)
-        state_sh = train_state_shardings(tx, abstract_params, params_sh, mesh)
-        abstract_train_state = _abstract_train_state(tx, abstract_params, tc, state_sh)
-
+        setup = make_setup(config, mesh)
         manager = checkpoint.make_manager(workdir, keep=tc.keep, keep_period=tc.get("keep_period") or None)
-        start_step = manager.latest_step()
-        params = None
-        if start_step is not None:
-            params, train_state = checkpoint.restore_for_training(
-                manager, start_step, abstract_params=abstract_params,
-                abstract_train_state=abstract_train_state, data_iter=data_iter, workdir=workdir)
-            if is_main:
-                metrics.truncate_jsonl(workdir, start_step)
-            print(f"resumed {workdir} from step {start_step}", file=stream, flush=True)
-        else:
-            if tc.init_from:  # co-training: the pretrained run's params, a fresh optimizer
-                params, from_step = checkpoint.restore_params(tc.init_from, abstract_params)
-                print(f"initialized params from {tc.init_from} step {from_step}", file=stream, flush=True)
-            start_step = 0
-        if params is None or jax.tree.leaves(rest):  # fresh params (or the model's non-param state)
-            fresh_params, rest = init_params(config.model, tc.seed, params_sh)
-            params = fresh_params if params is None else params
-        if start_step == 0:
-            train_state = _fresh_train_state(tx, params, tc, state_sh)
-
-        step_fn = jax.jit(
-            make_train_step(graphdef, rest, tx, schedule, float(tc.ema_decay)),
-            in_shardings=(params_sh, state_sh, None), out_shardings=(params_sh, state_sh, None),
-            donate_argnums=(0, 1))
+        try:
+            params, train_state, start_step = _initial_state(config, workdir, setup, manager, data_iter,
+                                                             is_main, stream)
+        except BaseException:
+            manager.close()
+            raise
+        step_fn = jit_train_step(setup, float(tc.ema_decay))
         return _loop(config, workdir, mesh, manager, step_fn, params, train_state, data_iter,
                      start_step, extra, is_main, stream)
+
+
+def _initial_state(config, workdir, setup: Setup, manager, data_iter, is_main, stream):
+    """Resume from W's latest checkpoint; else init (co-training: params of train.init_from)."""
+    tc = config.train
+    start_step = manager.latest_step()
+    params = train_state = None
+    if start_step is not None:
+        params, train_state = checkpoint.restore_for_training(
+            manager, start_step, abstract_params=setup.abstract_params,
+            abstract_train_state=setup.abstract_train_state, data_iter=data_iter, workdir=workdir)
+        if is_main:
+            metrics.truncate_jsonl(workdir, start_step)
+        print(f"resumed {workdir} from step {start_step}", file=stream, flush=True)
+    else:
+        start_step = 0
+        if tc.init_from:  # co-training: the pretrained run's params, a fresh optimizer
+            params, from_step = checkpoint.restore_params(tc.init_from, setup.abstract_params)
+            print(f"initialized params from {tc.init_from} step {from_step}", file=stream, flush=True)
+    if params is None or jax.tree.leaves(setup.rest):  # fresh params (or the model's non-param state)
+        fresh_params, setup.rest = init_params(config.model, tc.seed, setup.params_sh)
+        params = fresh_params if params is None else params
+    if train_state is None:
+        train_state = fresh_train_state(setup.tx, params, tc, setup.state_sh)
+    return params, train_state, start_step
 
 
 def _make_train_state(tx, params, seed: int):
@@ -277,7 +313,7 @@ def _make_train_state(tx, params, seed: int):
             "step": jnp.zeros((), jnp.int32), "rng": jax.random.key_data(jax.random.key(seed))}
 
 
-def _fresh_train_state(tx, params, tc, state_sh):
+def fresh_train_state(tx, params, tc, state_sh):
     return jax.jit(lambda p: _make_train_state(tx, p, int(tc.seed)), out_shardings=state_sh)(params)
 
 

@@ -61,29 +61,52 @@ class State(NamedTuple):
 
 
 # ------------------------------------------------------------------------------- helpers
-def _color(key, obj_type, exclude=None):
+class Draws:
+    """Hands out slices of ONE uniform draw: every random choice of reset comes from a single
+    threefry call (dozens of small jax.random calls made reset slow to compile)."""
+
+    def __init__(self, key, size: int = 512):
+        self.u = jax.random.uniform(key, (size,), minval=1e-6, maxval=1.0 - 1e-6)
+        self.used = 0
+
+    def uniform(self, shape=()):
+        n = int(np.prod(shape))
+        if self.used + n > self.u.shape[0]:
+            raise ValueError("Draws: out of random numbers; raise its size")
+        out = self.u[self.used:self.used + n].reshape(shape)
+        self.used += n
+        return out
+
+    def gumbel(self, shape):
+        return -jnp.log(-jnp.log(self.uniform(shape)))
+
+    def randint(self, n, shape=()):
+        return jnp.minimum(jnp.floor(self.uniform(shape) * n), n - 1).astype(jnp.int32)
+
+
+def _argmax_allowed(draws, ok):
+    return jnp.argmax(jnp.where(ok, draws.gumbel(ok.shape), -jnp.inf)).astype(jnp.int32)
+
+
+def _color(draws, obj_type, exclude=None):
     """A random allowed color of `obj_type`, avoiding the bool[colors] `exclude`."""
     ok = jnp.asarray(tb.OBJ_COLOR_OK)[obj_type]
-    if exclude is not None:
-        ok = ok & ~exclude
-    return jnp.argmax(jnp.where(ok, jax.random.gumbel(key, ok.shape), -jnp.inf)).astype(jnp.int32)
+    return _argmax_allowed(draws, ok if exclude is None else ok & ~exclude)
 
 
-def _fix_color(key, fix_type, exclude=None):
+def _fix_color(draws, fix_type, exclude=None):
     ok = jnp.asarray(tb.FIX_COLOR_OK)[fix_type]
-    if exclude is not None:
-        ok = ok & ~exclude
-    return jnp.argmax(jnp.where(ok, jax.random.gumbel(key, ok.shape), -jnp.inf)).astype(jnp.int32)
+    return _argmax_allowed(draws, ok if exclude is None else ok & ~exclude)
 
 
-def _choice(key, names):
+def _choice(draws, names):
     ids = jnp.array([tb.OBJ_ID.get(n, tb.FIX_ID.get(n)) for n in names], jnp.int32)
-    return ids[jax.random.randint(key, (), 0, len(names))]
+    return ids[draws.randint(len(names))]
 
 
-def _distinct(key, names, n):
+def _distinct(draws, names, n):
     ids = jnp.array([tb.OBJ_ID[x] for x in names], jnp.int32)
-    return ids[jax.random.permutation(key, len(names))[:n]]
+    return ids[jnp.argsort(draws.uniform((len(names),)))[:n]]
 
 
 def _task(n_objects, n_moves):
@@ -105,23 +128,21 @@ def _set(a, i, v):
 
 # ------------------------------------------------------------------------- task families
 def _pick_place(key, variant, cap):
-    k = jax.random.split(key, 5)
     d = _task(1, 1)
-    obj = _choice(k[0], ("block", "jar", "cup", "apple", "can"))
-    fix = jnp.array([tb.FIX_ID[n] for n in ("bowl", "plate", "bin")])[jax.random.permutation(k[1], 3)[:2]]
+    obj = _choice(key, ("block", "jar", "cup", "apple", "can"))
+    fix = jnp.array([tb.FIX_ID[n] for n in ("bowl", "plate", "bin")])[jnp.argsort(key.uniform((3,)))[:2]]
     d["obj_type"] = _set(d["obj_type"], 0, obj)
-    d["obj_color"] = _set(d["obj_color"], 0, _color(k[2], obj))
+    d["obj_color"] = _set(d["obj_color"], 0, _color(key, obj))
     d["fix_type"], d["fix_active"] = fix, jnp.ones(NUM_FIXTURES, bool)
-    c0 = _fix_color(k[3], fix[0])
-    d["fix_color"] = jnp.stack([c0, _fix_color(k[4], fix[1])])
+    c0 = _fix_color(key, fix[0])
+    d["fix_color"] = jnp.stack([c0, _fix_color(key, fix[1])])
     return d
 
 
 def _eggs(key, n):
-    k = jax.random.split(key, n)
     d = _task(n, n)
     d["obj_type"] = jnp.full(NUM_TASK_OBJECTS, tb.OBJ_ID["egg"], jnp.int32)
-    d["obj_color"] = jnp.stack([_color(k[i], tb.OBJ_ID["egg"]) for i in range(n)]
+    d["obj_color"] = jnp.stack([_color(key, tb.OBJ_ID["egg"]) for i in range(n)]
                                + [jnp.int32(0)] * (NUM_TASK_OBJECTS - n))
     d["fix_type"] = jnp.full(NUM_FIXTURES, tb.FIX_ID["carton"], jnp.int32)
     d["fix_active"] = jnp.array([True, False])
@@ -153,29 +174,29 @@ def _sort_eggs(key, variant, cap):
 
 def _bussing(key, variant, cap):
     n = min(3, cap)
-    k = jax.random.split(key, 6)
     d = _task(n, n)
-    types = jnp.where(variant == 1, _distinct(k[0], cat.NEW_DISHES, 3), _distinct(k[0], cat.DISHES, 3))
+    order = jnp.argsort(key.uniform((3,)))
+    types = jnp.where(variant == 1, jnp.array([tb.OBJ_ID[x] for x in cat.NEW_DISHES])[order],
+                      jnp.array([tb.OBJ_ID[x] for x in cat.DISHES])[order])
     d["obj_type"] = d["obj_type"].at[:3].set(types)
-    d["obj_color"] = d["obj_color"].at[:3].set(jnp.stack([_color(k[1 + i], types[i]) for i in range(3)]))
+    d["obj_color"] = d["obj_color"].at[:3].set(jnp.stack([_color(key, types[i]) for i in range(3)]))
     d["fix_type"] = jnp.full(NUM_FIXTURES, tb.FIX_ID["bin"], jnp.int32)
     d["fix_active"] = jnp.array([True, False])
-    d["fix_color"] = jnp.full(NUM_FIXTURES, _fix_color(k[4], tb.FIX_ID["bin"]), jnp.int32)
+    d["fix_color"] = jnp.full(NUM_FIXTURES, _fix_color(key, tb.FIX_ID["bin"]), jnp.int32)
     return d
 
 
 def _jar_to_stove(key, variant, cap):
-    k = jax.random.split(key, 3)
     d = _task(2, 1)                       # the second jar is a distractor the instruction rules out
     jar = tb.OBJ_ID["jar"]
-    c0 = _color(k[0], jar)
-    c1 = _color(k[1], jar, jnp.arange(len(cat.COLOR_NAMES)) == c0)
+    c0 = _color(key, jar)
+    c1 = _color(key, jar, jnp.arange(len(cat.COLOR_NAMES)) == c0)
     d["obj_type"] = d["obj_type"].at[:2].set(jar)
     d["obj_color"] = d["obj_color"].at[:2].set(jnp.stack([c0, c1]))
     d["fix_type"] = jnp.full(NUM_FIXTURES, tb.FIX_ID["stove"], jnp.int32)
     d["fix_active"] = jnp.array([True, False])
     d["fix_color"] = jnp.full(NUM_FIXTURES, tb.COLOR_ID["black"], jnp.int32)
-    burner = jax.random.randint(k[2], (), 0, 2)
+    burner = key.randint(2)
     d["move_slot"] = d["move_slot"].at[0].set(burner)
     d["move_dest"] = d["move_dest"].at[0].set(jnp.where(burner == 0, DEST_LEFT_BURNER, DEST_RIGHT_BURNER))
     return d
@@ -183,24 +204,22 @@ def _jar_to_stove(key, variant, cap):
 
 def _tidy(key, variant, cap):
     n = min(3, cap)
-    k = jax.random.split(key, 6)
     d = _task(n, n)
-    types = _distinct(k[0], ("spoon", "block", "cup", "can", "apple"), 3)
+    types = _distinct(key, ("spoon", "block", "cup", "can", "apple"), 3)
     d["obj_type"] = d["obj_type"].at[:3].set(types)
-    d["obj_color"] = d["obj_color"].at[:3].set(jnp.stack([_color(k[1 + i], types[i]) for i in range(3)]))
-    fix = jnp.where(jax.random.bernoulli(k[4]), tb.FIX_ID["drawer"], tb.FIX_ID["shelf"]).astype(jnp.int32)
+    d["obj_color"] = d["obj_color"].at[:3].set(jnp.stack([_color(key, types[i]) for i in range(3)]))
+    fix = jnp.where(key.uniform() < 0.5, tb.FIX_ID["drawer"], tb.FIX_ID["shelf"]).astype(jnp.int32)
     d["fix_type"] = jnp.full(NUM_FIXTURES, fix, jnp.int32)
     d["fix_active"] = jnp.array([True, False])
-    d["fix_color"] = jnp.full(NUM_FIXTURES, _fix_color(k[5], fix), jnp.int32)
+    d["fix_color"] = jnp.full(NUM_FIXTURES, _fix_color(key, fix), jnp.int32)
     return d
 
 
 def _stack(key, variant, cap):
-    k = jax.random.split(key, 2)
     d = _task(2, 1)
     block = tb.OBJ_ID["block"]
-    c0 = _color(k[0], block)
-    c1 = _color(k[1], block, jnp.arange(len(cat.COLOR_NAMES)) == c0)
+    c0 = _color(key, block)
+    c1 = _color(key, block, jnp.arange(len(cat.COLOR_NAMES)) == c0)
     d["obj_type"] = d["obj_type"].at[:2].set(block)
     d["obj_color"] = d["obj_color"].at[:2].set(jnp.stack([c0, c1]))
     d["move_anchor"] = d["move_anchor"].at[0].set(1)
@@ -210,13 +229,12 @@ def _stack(key, variant, cap):
 
 
 def _push(key, variant, cap):
-    k = jax.random.split(key, 2)
     d = _task(1, 1)
     block = tb.OBJ_ID["block"]
     zone = tb.FIX_ID["zone"]
-    c_zone = _fix_color(k[1], zone)
+    c_zone = _fix_color(key, zone)
     d["obj_type"] = d["obj_type"].at[0].set(block)
-    d["obj_color"] = d["obj_color"].at[0].set(_color(k[0], block, jnp.arange(len(cat.COLOR_NAMES)) == c_zone))
+    d["obj_color"] = d["obj_color"].at[0].set(_color(key, block, jnp.arange(len(cat.COLOR_NAMES)) == c_zone))
     d["obj_pushable"] = d["obj_pushable"].at[0].set(True)
     d["fix_type"] = jnp.full(NUM_FIXTURES, zone, jnp.int32)
     d["fix_active"] = jnp.array([True, False])
@@ -236,9 +254,9 @@ assert tuple(FAMILY_BUILDERS) == tuple(t.name for t in cat.TASK_FAMILIES), "one 
 _GRID = np.stack(np.meshgrid(np.linspace(0.1, 0.9, 6), np.linspace(0.1, 0.9, 6)), -1).reshape(-1, 2)
 
 
-def _place_fixtures(key, scene, fix_type):
+def _place_fixtures(draws, scene, fix_type):
     rng = jnp.asarray(tb.SCENE_FIXTURE_RANGE)[scene]
-    u = jax.random.uniform(key, (3,))
+    u = draws.uniform((3,))
     p0 = jnp.stack([rng[0] + (rng[1] - rng[0]) * u[0], rng[2] + (rng[3] - rng[2]) * u[1]])
     p1 = jnp.stack([1.0 - p0[0], p0[1] + 0.1 * (u[2] - 0.5)])        # a second fixture mirrors the first
     pos = jnp.stack([p0, p1])
@@ -246,28 +264,26 @@ def _place_fixtures(key, scene, fix_type):
     return jnp.clip(pos, half + 0.01, 1.0 - half - 0.01)
 
 
-def _place_objects(key, fix_pos, fix_type, fix_active, prefer_inner):
+def _place_objects(draws, fix_pos, fix_type, fix_active, prefer_inner):
     """NUM_OBJECTS positions on a jittered grid, clear of the active fixtures (slot 0 first;
     with prefer_inner, away from the table edges so a pushed object has room behind it)."""
-    k1, k2 = jax.random.split(key)
-    cand = jnp.asarray(_GRID, jnp.float32) + jax.random.uniform(k1, _GRID.shape, minval=-0.025, maxval=0.025)
+    cand = jnp.asarray(_GRID, jnp.float32) + 0.05 * (draws.uniform(_GRID.shape) - 0.5)
     half = jnp.asarray(tb.FIX_OUTER)[fix_type] + 0.055
     inside = jnp.all(jnp.abs(cand[:, None] - fix_pos[None]) < half[None], -1) & fix_active[None]
     edge = jnp.any(jnp.abs(cand - 0.5) > 0.3, -1) & prefer_inner
-    score = jax.random.uniform(k2, (len(_GRID),)) + 10.0 * jnp.any(inside, -1) + 2.0 * edge
+    score = draws.uniform((len(_GRID),)) + 10.0 * jnp.any(inside, -1) + 2.0 * edge
     return cand[jnp.argsort(score)[:NUM_OBJECTS]]
 
 
-def _distractors(key, scene, task_types, task_active, env_config: EnvConfig):
-    k = jax.random.split(key, 3)
+def _distractors(draws, scene, task_types, task_active, env_config: EnvConfig):
     lo, hi = jnp.asarray(tb.SCENE_DISTRACTORS)[scene]
-    count = jnp.minimum(jax.random.randint(k[0], (), lo, hi + 1), env_config.max_distractors)
+    count = jnp.minimum(lo + draws.randint(hi - lo + 1), env_config.max_distractors)
     allowed = jnp.array([tb.OBJ_ID[n] for n in cat.DISTRACTOR_TYPES], jnp.int32)
     clash = jnp.any((allowed[:, None] == task_types[None]) & task_active[None], -1)
     n_extra = NUM_OBJECTS - NUM_TASK_OBJECTS
-    scores = jax.random.gumbel(k[1], (n_extra, len(allowed))) + jnp.where(clash, -1e9, 0.0)
+    scores = draws.gumbel((n_extra, len(allowed))) + jnp.where(clash, -1e9, 0.0)
     types = allowed[jnp.argmax(scores, -1)]
-    colors = jax.vmap(_color)(jax.random.split(k[2], n_extra), types)
+    colors = jnp.stack([_color(draws, types[i]) for i in range(n_extra)])
     return types, colors, jnp.arange(n_extra) < count
 
 
@@ -276,17 +292,18 @@ def reset(spec: EpisodeSpec, env_config: EnvConfig = EnvConfig()) -> State:
     """The initial state of the episode `spec` (int32 scalars). Deterministic in spec."""
     spec = EpisodeSpec(*(jnp.asarray(x, jnp.int32) for x in spec))
     key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(0), spec.seed), spec.task_family)
-    keys = jax.random.split(key, 10)
+    task_key, layout_key, world_key = jax.random.split(key, 3)
     cap = env_config.max_task_objects
-    branches = [lambda k, v, f=f: f(k, v, cap) for f in FAMILY_BUILDERS.values()]
-    task = jax.lax.switch(spec.task_family, branches, keys[0], spec.variant)
+    branches = [lambda k, v, f=f: f(Draws(k, 64), v, cap) for f in FAMILY_BUILDERS.values()]
+    task = jax.lax.switch(spec.task_family, branches, task_key, spec.variant)
 
-    fix_pos = _place_fixtures(keys[1], spec.scene, task["fix_type"])
-    pos = _place_objects(keys[2], fix_pos, task["fix_type"], task["fix_active"], jnp.any(task["obj_pushable"]))
-    d_types, d_colors, d_active = _distractors(keys[3], spec.scene, task["obj_type"], task["obj_active"],
+    draws = Draws(layout_key)
+    fix_pos = _place_fixtures(draws, spec.scene, task["fix_type"])
+    pos = _place_objects(draws, fix_pos, task["fix_type"], task["fix_active"], jnp.any(task["obj_pushable"]))
+    d_types, d_colors, d_active = _distractors(draws, spec.scene, task["obj_type"], task["obj_active"],
                                                env_config)
     obj_type = jnp.concatenate([task["obj_type"], d_types])
-    angle = jax.random.uniform(keys[4], (NUM_OBJECTS,), minval=-0.4, maxval=0.4)
+    angle = 0.8 * (draws.uniform((NUM_OBJECTS,)) - 0.5)
     angle = jnp.where(obj_type == tb.OBJ_ID["spoon"], angle * 7.0, angle)
 
     # Move targets: a fixture slot (its whole fixture, one carton side, or one burner as region).
@@ -303,11 +320,11 @@ def reset(spec: EpisodeSpec, env_config: EnvConfig = EnvConfig()) -> State:
     half = jnp.where((task["move_anchor"] >= 0)[:, None], jnp.asarray(STACK_HALF), half)
 
     human = jnp.asarray(tb.EMB_IS_HUMAN)[spec.embodiment]
-    u = jax.random.uniform(keys[5], (4,))
+    u = draws.uniform((4,))
     entry_x = 0.3 + 0.4 * u[0]
     ee = _start_effector(spec.embodiment, u[1:3], entry_x)
     return State(
-        spec=spec, t=jnp.int32(0), key=keys[6], ee=ee, ee_prev=ee, grip=jnp.float32(0), held=jnp.int32(-1),
+        spec=spec, t=jnp.int32(0), key=world_key, ee=ee, ee_prev=ee, grip=jnp.float32(0), held=jnp.int32(-1),
         held_offset=jnp.zeros(2), obj_pos=pos, obj_angle=angle, obj_type=obj_type,
         obj_color=jnp.concatenate([task["obj_color"], d_colors]),
         obj_active=jnp.concatenate([task["obj_active"], d_active]),
@@ -317,8 +334,8 @@ def reset(spec: EpisodeSpec, env_config: EnvConfig = EnvConfig()) -> State:
         move_active=task["move_active"], move_obj=task["move_obj"], move_target=target, move_center=center,
         move_half=half, move_anchor=task["move_anchor"], move_push=task["move_push"], move_dest=task["move_dest"],
         move_fix=task["move_fix"], cam=jnp.zeros(3),
-        skin=jnp.asarray(tb.SKIN_RGB)[jax.random.randint(keys[7], (), 0, len(tb.SKIN_RGB))],
-        sleeve=jnp.asarray(tb.SLEEVE_RGB)[jax.random.randint(keys[8], (), 0, len(tb.SLEEVE_RGB))],
+        skin=jnp.asarray(tb.SKIN_RGB)[draws.randint(len(tb.SKIN_RGB))],
+        sleeve=jnp.asarray(tb.SLEEVE_RGB)[draws.randint(len(tb.SLEEVE_RGB))],
         entry_x=jnp.where(human, entry_x, 0.5), light=0.06 * (u[3] - 0.5))
 
 

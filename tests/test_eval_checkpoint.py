@@ -1,0 +1,74 @@
+"""`h2r eval` on a real (tiny, briefly trained) checkpoint: closed loop, embeddings, offline."""
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+
+from h2r import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMING_KEYS = ("wall_s", "episodes_per_s")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(micro_dataset, tmp_path_factory):
+    from h2r.config import load_config
+    from h2r.train.trainer import train
+
+    workdir = str(tmp_path_factory.mktemp("eval_run") / "run")
+    config = load_config(os.path.join(ROOT, "experiments", "train", "tiny.py"), [
+        f"--config.data.dir={micro_dataset}", "--config.data.kind=cotrain", "--config.data.target=sort_eggs",
+        "--config.data.human=True", "--config.train.steps=2", "--config.train.batch_size=8",
+        "--config.train.checkpoint_every=2", "--config.train.log_every=1", "--config.train.warmup_steps=1"])
+    train(config, workdir, stream=io.StringIO())
+    return workdir
+
+
+def _eval(workdir, out, seed=0):
+    assert cli.main(["eval", "--workdir", workdir, "--setting", "sort_eggs", "--episodes", "6",
+                     "--out", str(out), "--seed", str(seed), "--record", "2"]) == 0
+    with open(out) as f:
+        return json.load(f)
+
+
+def test_evaluating_a_checkpoint_twice_gives_identical_results(tiny_run, tmp_path):
+    first = _eval(tiny_run, tmp_path / "a" / "result.json")
+    second = _eval(tiny_run, tmp_path / "b" / "result.json")
+    for key in ("success_rate", "ci95", "episodes", "phase_completion", "mean_length", "setting", "step",
+                "successes"):
+        assert key in first, key
+    assert first["episodes"] == 6 and first["setting"] == "sort_eggs" and first["step"] == 2
+    assert 0.0 <= first["ci95"][0] <= first["success_rate"] <= first["ci95"][1] <= 1.0
+    strip = lambda r: {k: v for k, v in r.items() if k not in TIMING_KEYS}  # noqa: E731
+    assert strip(first) == strip(second)
+    for media in first["media"]:
+        assert os.path.getsize(tmp_path / "a" / media) > 0
+
+
+def test_direct_form_without_setting_is_a_usage_error(tiny_run, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--workdir", tiny_run])
+    assert "--setting" in capsys.readouterr().err
+
+
+def test_embeddings_of_matched_human_and_robot_states(tiny_run, tmp_path):
+    out = tmp_path / "emb"
+    assert cli.main(["eval", "embeddings", "--workdir", tiny_run, "--out", str(out), "--per-state", "2"]) == 0
+    with open(out / "embeddings.json") as f:
+        report = json.load(f)
+    assert report["frames"]["human"] == report["frames"]["robot"] > 0
+    assert 0.0 <= report["probe_accuracy"]["accuracy"] <= 1.0
+    retrieval = report["phase_retrieval"]
+    assert 0.0 <= retrieval["chance"] <= 1.0 and 0.0 <= retrieval["accuracy"] <= 1.0
+    assert (out / "tsne.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_offline_action_error_per_dataset(tiny_run, tmp_path):
+    out = tmp_path / "offline.json"
+    assert cli.main(["eval", "offline", "--workdir", tiny_run, "--out", str(out), "--batches", "2"]) == 0
+    with open(out) as f:
+        result = json.load(f)
+    assert np.isfinite(result["mse"]) and result["mse"] > 0
+    assert set(result["per_dataset"]) <= {"h2r_trident_arm", "h2r_human"} and result["per_dataset"]
