@@ -110,3 +110,9 @@ def test_abstract_state_carries_the_shardings_without_allocating():
     kernel = state["blocks"][0]["mlp"]["up"]["kernel"].get_value()
     assert isinstance(kernel, jax.ShapeDtypeStruct)
     assert kernel.sharding.spec == P("fsdp", "tensor") and kernel.sharding.mesh == mesh
+
+
+def test_a_mesh_that_does_not_divide_the_model_is_a_clear_error():
+    mesh = sharding.make_mesh({"data": 1, "fsdp": 1, "tensor": 8})  # tiny has 2 heads
+    with pytest.raises(ConfigError, match=r"blocks/0/attn/qkv/kernel .*dim 2 \(heads\) = 2 is not divisible by mesh tensor = 8"):
+        sharding.abstract_state(lambda: VLA(model_config("tiny"), rngs=nnx.Rngs(0)), mesh)

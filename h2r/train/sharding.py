@@ -98,11 +98,35 @@ def state_shardings(state, mesh: jax.sharding.Mesh):
         return nnx.get_named_sharding(state, mesh)
 
 
+def check_divisible(state, mesh: jax.sharding.Mesh) -> None:
+    """Raises ConfigError listing every variable whose sharded dimension the mesh does not divide
+    (jax would fail later with an IndivisibleError that names no config key)."""
+    problems = []
+    for path, var in nnx.to_flat_state(state):
+        names = var.get_metadata().get("out_sharding") if isinstance(var, nnx.Variable) else None
+        if not names:
+            continue
+        for dim, (name, axes) in enumerate(zip(names, logical_to_spec(names))):
+            axes = () if axes is None else (axes,) if isinstance(axes, str) else axes
+            parts = math.prod(mesh.shape[a] for a in axes)
+            if var.shape[dim] % parts:
+                problems.append(f"{'/'.join(map(str, path))} {tuple(var.shape)}: dim {dim} ({name}) = "
+                                f"{var.shape[dim]} is not divisible by mesh {'x'.join(axes)} = {parts}")
+    if problems:
+        raise ConfigError(f"the model does not fit config.mesh {dict(mesh.shape)} (change the model's "
+                          "width/heads/mlp sizes or the mesh):\n  " + "\n  ".join(problems[:20]))
+
+
 def abstract_state(init_fn, mesh: jax.sharding.Mesh):
     """(graphdef, state of ShapeDtypeStructs with their NamedShardings) of whatever init_fn builds
-    (e.g. the model and optimizer), without allocating: the target for an orbax restore."""
-    with nnx.logical_axis_rules(LOGICAL_RULES):
-        return nnx.get_abstract_model(init_fn, mesh)
+    (e.g. the model and optimizer), without allocating: the target for an orbax restore. Checks
+    first that the mesh divides every sharded dimension (ConfigError otherwise)."""
+    with nnx.use_eager_sharding(False):
+        graphdef, state = nnx.split(nnx.eval_shape(init_fn))
+    check_divisible(state, mesh)
+    shardings = state_shardings(state, mesh)
+    return graphdef, jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                                  state, shardings)
 
 
 def batch_sharding(mesh: jax.sharding.Mesh, ndim: int = 1) -> NamedSharding:

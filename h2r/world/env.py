@@ -12,6 +12,9 @@ f32[STATE_PAD] (slice to the catalogue's state_dim: `unpad_state`).
 """
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -60,14 +63,10 @@ def subtask_text(spec: EpisodeSpec, phase_index: int, env_config: EnvConfig = En
 
 
 def _reset_np(spec, env_config):
-    import jax  # noqa: PLC0415
     spec = EpisodeSpec(*(np.asarray(x).reshape(()) for x in spec))
-    return jax.tree_util.tree_map(np.asarray, _jit_reset(spec, env_config))
+    return jax.tree_util.tree_map(np.asarray, _jitted_reset()(spec, env_config))
 
 
-def _jit_reset(spec, env_config):
-    import jax  # noqa: PLC0415
-    global _RESET
-    if "_RESET" not in globals():
-        _RESET = jax.jit(reset, static_argnums=1)
-    return _RESET(spec, env_config)
+@functools.lru_cache(maxsize=None)
+def _jitted_reset():
+    return jax.jit(reset, static_argnums=1)

@@ -160,8 +160,7 @@ def _gripper(s: State, on) -> Parts:
     rgb = palette[jnp.asarray(G_ROLE)[g]]
     d = dyn.tool_direction(s)
     angle = jnp.arctan2(d[1], d[0])
-    fields = jnp.concatenate([f[:, :6], f[:, 6:7], jnp.ones((G_PARTS, 1)), jnp.zeros((G_PARTS, 1))], -1)
-    fields = fields[:, [0, 1, 2, 3, 4, 5, 6, 7, 8]]
+    fields = jnp.concatenate([f, jnp.ones((G_PARTS, 1)), jnp.zeros((G_PARTS, 1))], -1)   # shade 1, mix 0
     return _local_parts(fields, rgb, s.ee, angle, jnp.asarray(G_VALID)[g] & on)
 
 
@@ -232,15 +231,25 @@ def _texture(s: State, xy):
 
 
 def _paint(img, xy, parts: Parts, pixel):
-    def body(img, p):
-        center, angle, half, r, ring, rgb, on = p
-        local = (xy - center) @ dyn.rot(angle)
-        q = jnp.abs(local) - half
-        d = jnp.linalg.norm(jnp.maximum(q, 0.0), axis=-1) + jnp.minimum(jnp.max(q, -1), 0.0) - r
-        d = jnp.where(ring > 0, jnp.abs(d + ring) - ring, d)
-        alpha = jnp.clip(0.5 - d / pixel, 0.0, 1.0) * on
-        return img + (rgb - img) * alpha[..., None], None
-    img, _ = jax.lax.scan(body, img, parts)
+    """Paints the parts in order over img, each anti-aliased over one pixel.
+
+    All parts' coverage is computed at once ([P,H,W]); the compositing is a static unroll over
+    parts (a lax.scan over parts was ~4x slower on CPU; closed forms with cumprod or a
+    log-space matmul were slower too).
+    """
+    n = parts.angle.shape[0]
+    c, s = jnp.cos(parts.angle)[:, None, None], jnp.sin(parts.angle)[:, None, None]
+    dx = xy[None, :, :, 0] - parts.center[:, 0, None, None]
+    dy = xy[None, :, :, 1] - parts.center[:, 1, None, None]
+    qx = jnp.abs(dx * c + dy * s) - parts.half[:, 0, None, None]
+    qy = jnp.abs(dy * c - dx * s) - parts.half[:, 1, None, None]
+    outside = jnp.sqrt(jnp.maximum(qx, 0.0) ** 2 + jnp.maximum(qy, 0.0) ** 2)
+    d = outside + jnp.minimum(jnp.maximum(qx, qy), 0.0) - parts.r[:, None, None]
+    ring = parts.ring[:, None, None]
+    d = jnp.where(ring > 0, jnp.abs(d + ring) - ring, d)
+    alpha = jnp.clip(0.5 - d / pixel, 0.0, 1.0) * parts.on[:, None, None]     # [P,H,W]
+    for i in range(n):        # static unroll: XLA fuses these into one pass over the pixels
+        img = img + (parts.rgb[i] - img) * alpha[i, :, :, None]
     return img
 
 

@@ -12,7 +12,6 @@ import numpy as np
 from h2r.world import catalogue as cat
 from h2r.world import dynamics
 from h2r.world import state as st
-from h2r.world import tables as tb
 from h2r.world.config import MAX_MOVES
 
 
@@ -114,6 +113,3 @@ def unbatch(state, i: int):
     import jax  # noqa: PLC0415
     return jax.tree_util.tree_map(lambda x: np.asarray(x)[i], state)
 
-
-__all__ = ["success", "phase", "moves_done", "current_move", "instruction_from_state",
-           "subtasks_from_state", "tb"]
