@@ -14,7 +14,6 @@ used for that embodiment's dataset. Normalization mirrors h2r.data.stats (same f
 from __future__ import annotations
 
 import functools
-import json
 import os
 
 import jax
@@ -228,8 +227,3 @@ def load_policy(workdir: str, step: int | None = None, *, ema: bool = False) -> 
     static = _Static(graphdef, rest, config, tokenizer, norm_mode, os.path.abspath(workdir), step)
     return Policy(params, _stats_arrays(norm_stats), static)
 
-
-def run_config(workdir: str) -> dict:
-    """The run's resolved config as a dict (W/config.json)."""
-    with open(os.path.join(workdir, "config.json")) as f:
-        return json.load(f)

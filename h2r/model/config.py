@@ -14,8 +14,9 @@ _PRESETS = {
     # A CPU train step at batch 32 takes tens of milliseconds: the tiny study trains many models.
     "tiny": dict(image_size=32, patch_size=8, width=64, depth=2, num_heads=2, head_dim=32, mlp_dim=256,
                  expert_width=64, expert_depth=2, expert_num_heads=2, expert_mlp_dim=256),
-    # Head dim 128 and width 512: fewer, larger matmuls, measured ~25% closer to the CPU matmul
-    # peak than width 384 with 6 heads of 64 (benchmarks/model.py).
+    # Width 512 with 4 heads of 128: fewer, larger matmuls. On the 2-core CPU its train step reached
+    # 0.61-0.66 of the jitted-matmul FLOP/s against 0.53 for width 384 with 6 heads of 64, measured
+    # interleaved in the same runs (benchmarks/model.py).
     "small": dict(image_size=64, patch_size=8, width=512, depth=6, num_heads=4, head_dim=128, mlp_dim=2048,
                   expert_width=256, expert_depth=6, expert_num_heads=2, expert_mlp_dim=1024),
     # ~100M+ parameters: one GPU.

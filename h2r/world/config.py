@@ -80,11 +80,17 @@ def _indices(kind: str, values) -> np.ndarray:
                     dtype=np.int32)
 
 
+def _seeds32(seed) -> np.ndarray:
+    """Any integer seeds (python ints of any size, numpy ints) -> int32 (the low 32 bits)."""
+    flat = [int(x) % 2 ** 32 for x in np.atleast_1d(np.asarray(seed, dtype=object)).ravel()]
+    return np.array(flat, np.uint32).view(np.int32)
+
+
 def make_specs(scene, task_family, embodiment, seed, variant=0) -> EpisodeSpec:
     """A batch of specs; each argument is a name/index or a sequence of them (broadcast)."""
     arrays = [_indices("scene", scene), _indices("task_family", task_family),
               _indices("embodiment", embodiment), np.atleast_1d(np.asarray(variant, np.int32)),
-              np.atleast_1d(np.asarray(seed, np.int64)).astype(np.uint32).astype(np.int32)]
+              _seeds32(seed)]
     arrays = np.broadcast_arrays(*arrays)
     return EpisodeSpec(*(np.ascontiguousarray(a) for a in arrays))
 
