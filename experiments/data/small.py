@@ -9,7 +9,7 @@ def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
     config.resolution = 48
-    config.horizon = 64
+    config.horizon = 72
     config.num_scenes = 8
     config.num_task_families = 0      # all
     config.episodes_per_combination = 2

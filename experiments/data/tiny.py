@@ -19,5 +19,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.target_human_episodes = 4
     config.heldout_eval_episodes = 2
     config.val_fraction = 0.1
+    # World options (h2r.world.config.EnvConfig fields): fewer objects so short episodes finish.
+    config.env = ml_collections.ConfigDict(dict(max_task_objects=2, max_distractors=2))
     config.rollout_batch_size = 64
     return config

@@ -16,7 +16,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from h2r.data import plan as plan_lib
 from h2r.errors import DataError
@@ -127,7 +127,3 @@ class Progress:
         print(f"generate: done, {self.done_count} episodes in {time.time() - self.start:.1f}s",
               file=self.stream, flush=True)
 
-
-def iter_chunks(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
