@@ -16,7 +16,6 @@ def micro_dataset(tmp_path_factory):
     """Directory of RLDS datasets generated once per session from experiments/data/micro.py:
     `DIR/h2r_<embodiment>/1.0.0/` for every embodiment (robots and `human`), and
     `DIR/generation.json`."""
-    pytest.importorskip("h2r.data.world_rollout", reason="h2r/data/world_rollout.py (world -> Episode adapter) not written yet")
     from h2r.config import load_config
     from h2r.data import generate
 

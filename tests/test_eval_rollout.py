@@ -4,7 +4,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-pytest.importorskip("h2r.world.env", reason="the world is not built yet")
 
 from h2r.eval import rollout, success  # noqa: E402
 from h2r.world.config import ACTION_PAD, TINY  # noqa: E402

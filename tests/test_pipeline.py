@@ -131,6 +131,36 @@ def test_diversity_subsets_are_nested_and_keep_the_budget(world):
     assert {c.dataset for c in comps} == {"h2r_robot_a", "h2r_robot_b"}
 
 
+def test_factorial_axes_vary_one_factor_at_the_same_budget(world):
+    """scene_diversity / task_diversity keep nested fractions of one factor and all of the other;
+    embodiment_diversity adds other robots; every level draws the same number of episodes."""
+    base = _pretrain(world, 1.0, budget=4).data
+    datasets = pipeline.open_datasets(base)
+    meta = datasets["h2r_robot_a"].index.metadata
+
+    def chosen(**axes):
+        data = base.copy_and_resolve_references()
+        for key, value in axes.items():
+            data[key] = value
+        comps = mixture.components(data, datasets)
+        assert sum(len(c.episodes) for c in comps) == 4, axes
+        robot = [c for c in comps if c.dataset == "h2r_robot_a"]
+        eps = robot[0].episodes if robot else []
+        return ({meta["scene"][e] for e in eps}, {meta["task_family"][e] for e in eps},
+                {c.dataset for c in comps})
+
+    half_scenes, all_tasks, members = chosen(scene_diversity=0.5)
+    assert len(half_scenes) == 2 and all_tasks == {"task0", "task1"} and members == {"h2r_robot_a"}
+    quarter_scenes, _, _ = chosen(scene_diversity=0.25)
+    assert quarter_scenes <= half_scenes and len(quarter_scenes) == 1
+    all_scenes, one_task, _ = chosen(task_diversity=0.5)
+    assert len(all_scenes) == 4 and len(one_task) == 1
+    _, _, members = chosen(embodiment_diversity=1.0)
+    assert members == {"h2r_robot_a", "h2r_robot_b"}
+    with pytest.raises(Exception, match="scene_diversity"):
+        chosen(scene_diversity=0.0)
+
+
 def test_pretrain_stream_contains_only_the_subset(world):
     config = _pretrain(world, 0.25)
     datasets = pipeline.open_datasets(config.data)
@@ -244,7 +274,6 @@ def test_global_batch_on_a_mesh(world):
 
 def test_micro_dataset_from_the_world(request):
     """Our generated data (tests/conftest.py micro_dataset) through the pipeline, as the trainer reads it."""
-    pytest.importorskip("h2r.data.world_rollout", reason="dataset generation is not built yet")
     micro_dataset = request.getfixturevalue("micro_dataset")
     from h2r.world import catalogue
 

@@ -59,7 +59,7 @@ def test_levels_parse_and_reject_out_of_range():
 
 
 def test_every_shipped_study_config_is_valid_and_ids_are_stable(tmp_path):
-    for name in ("tiny", "micro", "paper", "human_scaling"):
+    for name in ("tiny", "micro", "paper", "human_scaling", "factorial"):
         config = load_study_config(os.path.join(ROOT, "experiments", "study", f"{name}.py"))
         grid.validate(config, ROOT)
         cells = dag.plan(config, str(tmp_path / name), ROOT)

@@ -21,6 +21,10 @@ def make_config(size: str, *, steps: int, batch_size: int, lr: float, warmup_ste
         target="sort_eggs",        # held-out setting name (cotrain: whose target data)
         diversity=1.0,             # fraction of the target robot's scene x task pretraining combos
         other_embodiments=False,   # the "100% + other robots" level
+        # The factorial study's axes (one varied at a time; h2r/data/mixture.py):
+        scene_diversity=1.0,       # nested fraction of the robot's pretraining scenes
+        task_diversity=1.0,        # nested fraction of its pretraining task families
+        embodiment_diversity=0.0,  # nested fraction of the other robots added
         sample_budget=0,           # unique episodes drawn, equal across levels (0 = all)
         human=False,               # co-train with the human data of the target setting
         human_weight=0.5,

@@ -36,6 +36,11 @@ def staging(out: str | os.PathLike, *, overwrite: bool,
     _check_target(out, overwrite=overwrite, is_ours=is_ours)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.incomplete-", dir=out.parent))
+    # mkdtemp makes the folder 0700 and the rename keeps it: give it the mode a plain mkdir would
+    # (data on a shared cluster must stay readable by the other users' jobs).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
     try:
         yield tmp
     except BaseException:

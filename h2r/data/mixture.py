@@ -10,6 +10,10 @@ pretrain  the target robot's pretraining data at a diversity level: a fraction `
           (`other_embodiments`, the "100% + other robots" level). Exactly `sample_budget`
           unique episodes are drawn, spread round-robin over the selected combinations, so
           every level trains on the same amount of data.
+          The factorial study varies one factor at a time: `scene_diversity` / `task_diversity`
+          keep a nested fraction of the robot's scenes / task families (all of the other), and
+          `embodiment_diversity` adds a nested fraction of the other robots. The three default
+          to 1.0, 1.0 and 0.0, so a plain `diversity` level is unchanged by them.
 cotrain   the target robot's data for the held-out setting `target`, plus (if `human`) the
           human data that covers it, mixed (1 - human_weight) : human_weight. `human_loss`
           (both | subtask | action) zeroes the human samples' other loss (the ablations).
@@ -86,6 +90,32 @@ def diversity_combinations(dataset, fraction: float, subset_seed: int = 0) -> li
     return [combos[i] for i in order[:count]]
 
 
+def nested_fraction(names, fraction: float, subset_seed: int = 0, salt: str = "") -> list[str]:
+    """The first round(fraction * N) of the sorted unique `names` in a fixed permutation (nested
+    in the fraction, like diversity_combinations)."""
+    names = sorted(set(names))
+    order = np.random.default_rng([subset_seed, len(salt)] + [ord(c) for c in salt]).permutation(len(names))
+    return [names[i] for i in order[:int(round(fraction * len(names)))]]
+
+
+def factor_filter(data, combos: list[tuple[str, str]], subset_seed: int) -> list[tuple[str, str]]:
+    """`combos` restricted to the factorial axes' scene and task fractions (default: all)."""
+    scenes = set(nested_fraction([s for s, _ in combos], float(data.get("scene_diversity", 1.0)),
+                                 subset_seed, "scenes"))
+    tasks = set(nested_fraction([t for _, t in combos], float(data.get("task_diversity", 1.0)),
+                                subset_seed, "tasks"))
+    return [(s, t) for s, t in combos if s in scenes and t in tasks]
+
+
+def other_robots(data, by_embodiment: dict, robot: str, subset_seed: int) -> list[str]:
+    """The other robot embodiments in the pretraining mixture: all with `other_embodiments`,
+    else a nested `embodiment_diversity` fraction of them (default none)."""
+    others = sorted(e for e in by_embodiment if e not in (robot, HUMAN))
+    if data.get("other_embodiments", False):
+        return others
+    return sorted(nested_fraction(others, float(data.get("embodiment_diversity", 0.0)), subset_seed, "robots"))
+
+
 def _round_robin(groups: list[np.ndarray], budget: int, rng) -> list[np.ndarray]:
     """Takes `budget` items spread evenly over groups (each shuffled): group g gets items
     1, 2, ... in turn while it has any. Returns the taken items per group."""
@@ -110,14 +140,15 @@ def pretrain_components(data, datasets: dict) -> list[Component]:
     by_embodiment = _by_embodiment(datasets)
     robot = target_embodiment(datasets, data.target)
     subset_seed = int(data.get("subset_seed", 0))
-    combos = diversity_combinations(by_embodiment[robot], float(data.diversity), subset_seed)
+    combos = factor_filter(data, diversity_combinations(by_embodiment[robot], float(data.diversity), subset_seed),
+                           subset_seed)
     if not combos:
-        raise DataError(f"diversity {data.diversity} of robot {robot!r} selects no (scene, task) "
-                        f"combination: the subset is empty (diversity 0 means no robot pretraining)")
+        raise DataError(f"diversity {data.diversity} (scene_diversity {data.get('scene_diversity', 1.0)}, "
+                        f"task_diversity {data.get('task_diversity', 1.0)}) of robot {robot!r} selects no "
+                        f"(scene, task) combination: the subset is empty (diversity 0 means no robot pretraining)")
     # Groups for the round-robin: (dataset, combination) -> its pretraining episodes.
     groups: list[tuple[str, np.ndarray]] = []
-    members = [robot] + ([e for e in sorted(by_embodiment) if e not in (robot, HUMAN)]
-                         if data.get("other_embodiments", False) else [])
+    members = [robot] + other_robots(data, by_embodiment, robot, subset_seed)
     for embodiment in members:
         dataset = by_embodiment[embodiment]
         setting, scene, task = (_meta(dataset, k) for k in ("setting", "scene", "task_family"))
@@ -131,7 +162,7 @@ def pretrain_components(data, datasets: dict) -> list[Component]:
     budget = int(data.get("sample_budget", 0) or 0) or pool
     if budget > pool:
         raise DataError(f"pretraining subset (robot {robot!r}, diversity {data.diversity}, other robots "
-                        f"{bool(data.get('other_embodiments', False))}) has {pool} episodes, fewer than "
+                        f"{members[1:]}) has {pool} episodes, fewer than "
                         f"sample_budget={budget}; lower the budget or generate more episodes per combination")
     rng = np.random.default_rng(subset_seed)
     taken = _round_robin([e for _, e in groups], budget, rng)
