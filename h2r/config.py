@@ -43,10 +43,10 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
 
 def save_config(config: ml_collections.ConfigDict, path: str) -> None:
     """Writes the resolved config as JSON, atomically (temp file, then rename)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
+    from h2r.files import atomic_write  # noqa: PLC0415
+
+    with atomic_write(path) as f:
         f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def config_from_json(path: str) -> ml_collections.ConfigDict:

@@ -37,3 +37,16 @@ def write_json(path: str, obj: Any, indent: int = 2, **kwargs) -> None:
     kwargs.setdefault("sort_keys", True)
     with atomic_write(path) as f:
         json.dump(obj, f, indent=indent, **kwargs)
+
+
+def read_json(path: str, what: str, hint: str) -> Any:
+    """Parsed JSON, or a DataError naming `what` and the file, with `hint` on how to make it."""
+    from h2r.errors import DataError  # noqa: PLC0415
+
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} not found; {hint}") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{what} {path} is not valid JSON ({e}); {hint}") from e

@@ -5,9 +5,10 @@ views (head and wrist) with instruction and subtask captions into a PNG.
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
+
+from h2r.files import atomic_write
 
 SAMPLES = 4
 
@@ -36,10 +37,9 @@ def draw(batch: dict, tok, path: str, samples: int = SAMPLES) -> None:
         axes[i, 1].set_title(f"[{tok.decode(batch['subtask'][i])[:28]}] emb {int(batch['embodiment_id'][i])}",
                              fontsize=7, loc="left")
     fig.tight_layout()
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def main(args) -> int:

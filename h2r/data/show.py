@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from h2r.errors import DataError
+from h2r.files import atomic_write
 
 
 def main(args) -> int:
@@ -86,8 +87,7 @@ def draw_contact_sheet(root: str | Path, out: str | Path, *, episodes: int = 2, 
                         wspace=0.06, hspace=0.55)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_write(out, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
-    tmp.replace(out)
     return out

@@ -10,13 +10,13 @@ A dimension that never varies maps to 0 (and back to its constant).
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
 import numpy as np
 
+from h2r import files
 from h2r.errors import DataError
 
 FILENAME = "norm_stats.json"
@@ -47,23 +47,14 @@ def path_for(dataset) -> str:
 
 
 def save(stats: dict, path: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(stats, f, indent=1)
-    os.replace(tmp, path)
+    files.write_json(path, stats, indent=1)
 
 
 def load(path: str) -> dict:
     """Loads a norm_stats.json (a file, or a dataset directory holding one)."""
     if os.path.isdir(path):
         path = os.path.join(path, FILENAME)
-    try:
-        with open(path) as f:
-            stats = json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"normalization stats {path} do not exist; run `h2r data stats DIR`") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"normalization stats {path} are not valid JSON: {e}") from e
+    stats = files.read_json(path, "normalization stats", "run `h2r data stats DIR`")
     for key in ("action", "state"):
         if key not in stats or any(k not in stats[key] for k in ("mean", "std", "q01", "q99")):
             raise DataError(f"normalization stats {path}: '{key}' needs mean, std, q01, q99")

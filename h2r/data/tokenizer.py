@@ -8,13 +8,13 @@ Ids: 0 = pad, 1 = unk, 2 = eos, then words by decreasing frequency (ties alphabe
 from __future__ import annotations
 
 import collections
-import json
 import os
 import re
 from typing import Iterable
 
 import numpy as np
 
+from h2r import files
 from h2r.errors import DataError
 
 PAD, UNK, EOS = 0, 1, 2
@@ -66,20 +66,11 @@ class Tokenizer:
         return {"type": "word", "vocab": self.vocab}
 
     def save(self, path: str) -> None:
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(self.to_json(), f, indent=0)
-        os.replace(tmp, path)
+        files.write_json(path, self.to_json(), indent=0)
 
     @classmethod
     def load(cls, path: str) -> "Tokenizer":
-        try:
-            with open(path) as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            raise DataError(f"tokenizer {path} does not exist; run `h2r data stats DIR` first") from None
-        except json.JSONDecodeError as e:
-            raise DataError(f"tokenizer {path} is not valid JSON: {e}") from e
+        data = files.read_json(path, "tokenizer", "run `h2r data stats DIR` first")
         if data.get("type") != "word" or "vocab" not in data:
             raise DataError(f"tokenizer {path}: expected {{'type': 'word', 'vocab': [...]}}")
         return cls(data["vocab"])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Iterator
 
-import numpy as np
 
 from h2r.data import plan as plan_lib
 from h2r.data import rlds_writer

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import os
 import time
 
 import numpy as np
 
+from h2r import files
 from h2r.data import sources
 from h2r.errors import DataError
 
@@ -197,7 +197,4 @@ def main(args) -> int:
 
 
 def write_json(obj: dict, path: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    files.write_json(path, obj)

@@ -11,7 +11,6 @@ generated data and embeds them with a trained policy.
 """
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import numpy as np
@@ -20,6 +19,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from h2r.files import atomic_write
 
 
 def _balanced(human: np.ndarray, robot: np.ndarray, rng: np.random.Generator):
@@ -96,8 +97,7 @@ def tsne_figure(embeddings: np.ndarray, embodiment: Sequence[str], phase: Sequen
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=110)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
     return points

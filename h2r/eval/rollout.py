@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from h2r.files import atomic_write
+
 Controller = Callable[[Any, dict, Any, jax.Array], jax.Array]
 
 
@@ -210,7 +212,5 @@ def save_strips(frames: np.ndarray, lengths: np.ndarray, out_dir: str, prefix: s
 
 
 def _atomic_image_write(path: str, write: Callable) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with atomic_write(path, "wb") as f:
         write(f)
-    os.replace(tmp, path)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import socket
 import sys
 import time
 from typing import Any, Iterable
 
 import ml_collections
 
+from h2r import files
 from h2r.errors import StudyError
 from h2r.study import grid
 
@@ -44,14 +44,8 @@ class Cell:
 
 # ------------------------------------------------------------------------------------ files
 
-def write_json_atomic(path: str, obj: Any) -> None:
-    """Temp file in the same directory, fsync, rename: readers see the old or the new file."""
-    tmp = f"{path}.tmp-{socket.gethostname()}-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+# Readers (the runner, `h2r study status`, other hosts under SLURM) see the old or the new file.
+write_json_atomic = files.write_json
 
 
 def read_json(path: str, default: Any = None) -> Any:

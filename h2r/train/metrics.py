@@ -18,6 +18,8 @@ import numpy as np
 from clu import metric_writers
 from clu import metrics as clu_metrics
 
+from h2r.files import atomic_write
+
 
 class JsonlWriter(metric_writers.MetricWriter):
     """A clu MetricWriter appending one JSON object per write_scalars call: {"step": s, ...}."""
@@ -84,10 +86,8 @@ def truncate_jsonl(workdir: str, step: int) -> None:
     if all(r.get("step", 0) <= step for r in rows):
         return
     path = os.path.join(workdir, "metrics.jsonl")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
+    with atomic_write(path) as f:
         f.writelines(json.dumps(r) + "\n" for r in rows if r.get("step", 0) <= step)
-    os.replace(tmp, path)
 
 
 def collection_for(names) -> type[clu_metrics.Collection]:

@@ -26,7 +26,8 @@ import optax
 from flax import nnx
 
 from h2r.config import ConfigError, save_config
-from h2r.errors import CheckpointError, H2RError
+from h2r import files
+from h2r.errors import H2RError
 from h2r.model import VLA
 from h2r.train import checkpoint, metrics, sharding
 
@@ -170,15 +171,11 @@ def write_run_files(config, workdir: str, norm_stats: dict):
         return
     os.makedirs(workdir, exist_ok=True)
     save_config(config, os.path.join(workdir, "config.json"))
-    tmp = os.path.join(workdir, f"norm_stats.json.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(norm_stats, f, indent=1)
-    os.replace(tmp, os.path.join(workdir, "norm_stats.json"))
+    files.write_json(os.path.join(workdir, "norm_stats.json"), norm_stats, indent=1)
     tokenizer = os.path.join(config.data.dir or "", "tokenizer.json")
     if config.data.dir and os.path.exists(tokenizer):
-        tmp = os.path.join(workdir, f"tokenizer.json.tmp-{os.getpid()}")
-        shutil.copyfile(tokenizer, tmp)
-        os.replace(tmp, os.path.join(workdir, "tokenizer.json"))
+        with open(tokenizer) as src, files.atomic_write(os.path.join(workdir, "tokenizer.json")) as dst:
+            shutil.copyfileobj(src, dst)
 
 
 class _StopSignal:
