@@ -31,13 +31,17 @@ def assert_report_matches_cells(study_dir: str) -> dict:
     evals = [c for c in cells if c.kind == "eval"]
     assert not results["missing"]
     assert sorted(c["id"] for c in results["cells"]) == sorted(c.id for c in evals)  # complete, unduplicated
-    rate = {}
+    rate, progress = {}, {}
     for cell in evals:
         result = json.load(open(dag.result_path(study_dir, cell.id)))
         on_disk = json.load(open(os.path.join(dag.cell_dir(study_dir, cell.id), "eval.json")))
         assert result["eval"] == on_disk
         p = cell.params
-        rate[(p["level"], p["target"], p["human_weight"], p["seed"])] = float(on_disk["success_rate"])
+        key = (p["level"], p["target"], p["human_weight"], p["seed"])
+        rate[key] = float(on_disk["success_rate"])
+        # Partial credit, recomputed from the per-episode phases: 1 on success, else phases done / phases.
+        done = np.array(on_disk["max_phase"]) / np.array(on_disk["num_phases"])
+        progress[key] = float(np.mean(np.where(np.array(on_disk["successes"]) > 0, 1.0, done)))
         reported = next(c for c in results["cells"] if c["id"] == cell.id)
         assert reported["success_rate"] == pytest.approx(on_disk["success_rate"])
         assert reported["episodes"] == on_disk["episodes"] == config.eval.episodes
@@ -56,6 +60,14 @@ def assert_report_matches_cells(study_dir: str) -> dict:
     for g in (g for g in results["gain"] if g["target"] == "all"):
         per_target = [x["mean"] for x in gains if x["level"] == g["level"] and x["human_weight"] == g["human_weight"]]
         assert g["mean"] == pytest.approx(np.mean(per_target))
+    for s in results["progress"]:
+        expected = np.mean([v for (lv, t, w, _), v in progress.items() if (lv, t, w) == (s["level"], s["target"], s["human_weight"])])
+        assert s["mean"] == pytest.approx(expected)
+    for g in (g for g in results["progress_gain"] if g["target"] != "all"):
+        expected = np.mean([progress[(g["level"], g["target"], g["human_weight"], s)] - progress[(g["level"], g["target"], 0.0, s)]
+                            for s in config.seeds])
+        assert g["mean"] == pytest.approx(expected)
+    assert len(results["progress_gain"]) == len(results["gain"])
     with open(os.path.join(study_dir, "report", "results.csv")) as f:
         rows = list(csv.DictReader(f))
     csv_gains = {(r["level"], r["target"]): float(r["value"]) for r in rows if r["table"] == "gain"}

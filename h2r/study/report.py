@@ -40,6 +40,15 @@ def episode_successes(evaluation: dict[str, Any], cell_id: str) -> np.ndarray:
                      f"(keys: {sorted(evaluation)})")
 
 
+def episode_progress(evaluation: dict[str, Any], successes: np.ndarray) -> np.ndarray:
+    """Per-episode fraction of the task's subtask phases completed (1 on success): partial credit,
+    which still moves when success rates are all zero (small models, short training)."""
+    if "max_phase" not in evaluation or "num_phases" not in evaluation:
+        return successes.copy()
+    done = np.asarray(evaluation["max_phase"], np.float64) / np.maximum(np.asarray(evaluation["num_phases"], np.float64), 1)
+    return np.where(successes > 0, 1.0, np.clip(done, 0.0, 1.0))
+
+
 def _flatten_numbers(obj: Any, prefix: str = "") -> dict[str, float]:
     """{'probe_accuracy': {'accuracy': .6}} -> {'probe_accuracy.accuracy': .6}; numbers only."""
     out: dict[str, float] = {}
@@ -63,8 +72,10 @@ def collect(study_dir: str) -> dict[str, Any]:
             missing.append(cell.id)
             continue
         successes = episode_successes(result["eval"], cell.id)
-        rows.append(dict(id=cell.id, **cell.params, successes=successes,
-                         success_rate=float(successes.mean()), episodes=int(successes.size),
+        progress = episode_progress(result["eval"], successes)
+        rows.append(dict(id=cell.id, **cell.params, successes=successes, progress=progress,
+                         success_rate=float(successes.mean()), mean_progress=float(progress.mean()),
+                         episodes=int(successes.size),
                          ci95=result["eval"].get("ci95"),
                          overlap=_flatten_numbers(result.get("embeddings") or {}),
                          tsne=os.path.join(dag.cell_dir(study_dir, cell.id), result["tsne"])
@@ -106,12 +117,21 @@ def _interval(replicates: np.ndarray) -> tuple[float, float]:
 
 
 def compute(collected: dict[str, Any], samples: int, seed: int) -> dict[str, Any]:
-    """Success per (level, target, weight), gain per (level, target | all, weight), overlap per level."""
+    """Success per (level, target, weight), gain per (level, target | all, weight), overlap per
+    level; the same success/gain tables for task progress (partial credit)."""
+    rng = np.random.default_rng(seed)
+    success, gain = _rates_and_gains(collected, "successes", rng, samples)
+    progress, progress_gain = _rates_and_gains(collected, "progress", rng, samples)
+    return dict(success=success, gain=gain, overlap=_overlap(collected, rng, samples),
+                progress=progress, progress_gain=progress_gain)
+
+
+def _rates_and_gains(collected: dict[str, Any], outcome: str, rng, samples: int) -> tuple[list, list]:
+    """Mean per-episode `outcome` per (level, target, weight) and its gain over weight 0."""
     rows = collected["rows"]
     index = {(r["level"], r["target"], r["human_weight"], r["seed"]): r for r in rows}
     seeds = sorted({r["seed"] for r in rows})
-    rng = np.random.default_rng(seed)
-    success, gain, overlap = [], [], []
+    success, gain = [], []
     for level in collected["levels"]:
         for weight in collected["weights"]:
             per_target_reps = []
@@ -119,14 +139,14 @@ def compute(collected: dict[str, Any], samples: int, seed: int) -> dict[str, Any
                 cells = [index.get((level, target, weight, s)) for s in seeds]
                 have = [c for c in cells if c is not None]
                 if have:
-                    per_seed = [(c["successes"], None) for c in have]
+                    per_seed = [(c[outcome], None) for c in have]
                     lo, hi = _interval(bootstrap_gain(per_seed, rng, samples))
                     success.append(dict(level=level, target=target, human_weight=weight,
                                         mean=point_gain(per_seed), lo=lo, hi=hi, seeds=len(have),
                                         episodes=int(sum(c["episodes"] for c in have))))
                 if weight == 0.0:
                     continue
-                pairs = [(index[(level, target, weight, s)]["successes"], index[(level, target, 0.0, s)]["successes"])
+                pairs = [(index[(level, target, weight, s)][outcome], index[(level, target, 0.0, s)][outcome])
                          for s in seeds if (level, target, weight, s) in index and (level, target, 0.0, s) in index]
                 if not pairs:
                     continue
@@ -140,8 +160,14 @@ def compute(collected: dict[str, Any], samples: int, seed: int) -> dict[str, Any
                 gain.append(dict(level=level, target=ALL_TARGETS, human_weight=weight,
                                  mean=float(np.mean([m for m, _ in per_target_reps])), lo=lo, hi=hi,
                                  seeds=len(seeds)))
-        # Overlap measures: every number embeddings.json holds, mean over the level's cells.
-        cells = [r for r in rows if r["level"] == level and r["overlap"]]
+    return success, gain
+
+
+def _overlap(collected: dict[str, Any], rng, samples: int) -> list[dict]:
+    """Overlap measures: every number embeddings.json holds, mean over the level's cells."""
+    overlap = []
+    for level in collected["levels"]:
+        cells = [r for r in collected["rows"] if r["level"] == level and r["overlap"]]
         present = {k for r in cells for k in r["overlap"]}
         for metric in [m for m in OVERLAP_METRICS if m in present] or sorted(present):
             values = np.array([r["overlap"][metric] for r in cells if metric in r["overlap"]])
@@ -149,7 +175,7 @@ def compute(collected: dict[str, Any], samples: int, seed: int) -> dict[str, Any
             lo, hi = _interval(reps)
             overlap.append(dict(level=level, metric=metric, mean=float(values.mean()), lo=lo, hi=hi,
                                 cells=int(values.size)))
-    return dict(success=success, gain=gain, overlap=overlap)
+    return overlap
 
 
 # ------------------------------------------------------------------------------------ pictures
@@ -160,7 +186,8 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def emergence_figure(levels: list[str], gain: list[dict], targets: list[str], weights: list[float]):
+def emergence_figure(levels: list[str], gain: list[dict], targets: list[str], weights: list[float],
+                     quantity: str = "success"):
     import matplotlib  # noqa: PLC0415
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
@@ -186,8 +213,9 @@ def emergence_figure(levels: list[str], gain: list[dict], targets: list[str], we
     ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
     ax.set_xticks(x, levels)
     ax.set_xlabel("robot pretraining diversity level")
-    ax.set_ylabel("gain from human data\n(success with - without)")
-    ax.set_title("Emergence of human-to-robot transfer (95% bootstrap CI over seeds and episodes)")
+    ax.set_ylabel(f"gain from human data\n({quantity} with - without)")
+    ax.set_title(f"Emergence of human-to-robot transfer in {quantity} (95% bootstrap CI over seeds and episodes)",
+                 fontsize=10)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
@@ -335,6 +363,8 @@ def write_report(study_dir: str) -> str:
 
     curve = _png(fig := emergence_figure(levels, stats["gain"], targets, weights))
     plt.close(fig)
+    progress_curve = _png(fig := emergence_figure(levels, stats["progress_gain"], targets, weights, "task progress"))
+    plt.close(fig)
     overlap_png = _png(fig := overlap_figure(levels, stats["overlap"])) if stats["overlap"] else None
     plt.close("all")
     curves_png = _png(fig := training_curves_figure(study_dir, collected["cells"]))
@@ -344,6 +374,7 @@ def write_report(study_dir: str) -> str:
 
     cells_out = [dict(id=r["id"], level=r["level"], seed=r["seed"], target=r["target"],
                       human_weight=r["human_weight"], success_rate=r["success_rate"], episodes=r["episodes"],
+                      mean_progress=r["mean_progress"],
                       successes=int(r["successes"].sum()), ci95=r["ci95"], overlap=r["overlap"])
                  for r in collected["rows"]]
     results = dict(study=config.name, levels=levels, targets=targets, human_weights=weights,
@@ -369,6 +400,13 @@ Intervals: 95% bootstrap ({config.report.bootstrap_samples} resamples of seeds, 
 {_gain_table(levels, targets, stats['gain'])}
 <h2>Target-robot success with and without human data</h2>
 {_success_table(levels, targets, weights, stats['success'])}
+<h2>Partial credit: task progress</h2>
+<p>Per episode, the fraction of the task's subtask phases the robot completed (1 on success), so the
+comparison still says something when success rates are near zero. Gain from human data, then the
+progress with and without it.</p>
+{_img(progress_curve, 'task progress gain curve', '900px')}
+{_gain_table(levels, targets, stats['progress_gain'])}
+{_success_table(levels, targets, weights, stats['progress'])}
 <h2>Human/robot representation overlap vs diversity</h2>
 <p>From <code>h2r eval embeddings</code> on the co-trained models with human data: a linear probe's accuracy at
 telling human from robot (0.5 = indistinguishable) and cross-embodiment phase retrieval.</p>
@@ -408,12 +446,19 @@ def _write_csv(path: str, cells: list[dict], stats: dict) -> None:
             w.writerow(["cell", c["level"], c["target"], c["human_weight"], c["seed"], "success_rate",
                         c["success_rate"], lo, hi])
             w.writerow(["cell", c["level"], c["target"], c["human_weight"], c["seed"], "episodes", c["episodes"], "", ""])
+            w.writerow(["cell", c["level"], c["target"], c["human_weight"], c["seed"], "mean_progress",
+                        c["mean_progress"], "", ""])
             for metric, value in c["overlap"].items():
                 w.writerow(["cell", c["level"], c["target"], c["human_weight"], c["seed"], metric, value, "", ""])
         for s in stats["success"]:
             w.writerow(["success", s["level"], s["target"], s["human_weight"], "", "success_rate", s["mean"], s["lo"], s["hi"]])
         for g in stats["gain"]:
             w.writerow(["gain", g["level"], g["target"], g["human_weight"], "", "gain", g["mean"], g["lo"], g["hi"]])
+        for s in stats["progress"]:
+            w.writerow(["progress", s["level"], s["target"], s["human_weight"], "", "mean_progress", s["mean"], s["lo"], s["hi"]])
+        for g in stats["progress_gain"]:
+            w.writerow(["progress_gain", g["level"], g["target"], g["human_weight"], "", "progress_gain",
+                        g["mean"], g["lo"], g["hi"]])
         for o in stats["overlap"]:
             w.writerow(["overlap", o["level"], "", "", "", o["metric"], o["mean"], o["lo"], o["hi"]])
 
