@@ -56,7 +56,8 @@ def run(study_dir: str, cells: list[dag.Cell], jobs: int = 2, env: dict[str, str
     running: dict[str, tuple[dag.Cell, subprocess.Popen, float]] = {}
     durations: dict[str, list[float]] = {}
     started_at = time.time()
-    last_print = 0.0
+    last_status = last_line = 0.0
+    interactive = bool(getattr(out, "isatty", lambda: False)())
 
     def blocked(cell: dag.Cell) -> bool:
         return any(d in failed or (d in by_id and blocked(by_id[d])) for d in cell.deps)
@@ -85,22 +86,28 @@ def run(study_dir: str, cells: list[dag.Cell], jobs: int = 2, env: dict[str, str
                     failed.add(cell_id)
                     print(f"\ncell {cell_id} failed (exit {proc.returncode}); log: "
                           f"{dag.cell_dir(study_dir, cell_id)}/log.txt", file=out)
-            if time.time() - last_print > 2.0 or not running:
-                last_print = time.time()
+            if time.time() - last_status > 2.0 or not running:
+                last_status = time.time()
                 pending = [c for c in cells if c.id not in done and c.id not in failed and c.id not in running
                            and not blocked(c)]
                 dag.write_status(study_dir, cells, dict(executor="local", runner_pid=os.getpid()))
-                print(f"\r[study] {len(done)}/{len(cells)} cells done ({skipped} before this run), "
-                      f"{len(running)} running, {len(failed)} failed | elapsed "
-                      f"{_fmt(time.time() - started_at)} ETA {_eta(pending, running, durations, jobs)}   ",
-                      end="", file=out, flush=True)
+                line = (f"[study] {len(done)}/{len(cells)} cells done ({skipped} before this run), "
+                        f"{len(running)} running, {len(failed)} failed | elapsed "
+                        f"{_fmt(time.time() - started_at)} ETA {_eta(pending, running, durations, jobs)}")
+                # A terminal gets one line redrawn in place; a log file gets a line every 30 s.
+                if interactive:
+                    print(f"\r{line}   ", end="", file=out, flush=True)
+                elif time.time() - last_line > 30.0 or not running:
+                    last_line = time.time()
+                    print(line, file=out, flush=True)
     finally:
         for cell, proc, _ in running.values():  # stopped early (Ctrl-C, an exception): stop our cells
             proc.terminate()
         for cell, proc, _ in running.values():
             proc.wait()
         dag.write_status(study_dir, cells, dict(executor="local"))
-        print(file=out)
+        if interactive:
+            print(file=out)  # end the line redrawn in place
     stuck = [c.id for c in cells if c.id not in done]
     if stuck:
         print(f"[study] incomplete: {len(stuck)} cells ({len(failed)} failed, the rest blocked by them); "
