@@ -48,40 +48,6 @@ def tiny_run(tmp: str) -> str:
     return workdir
 
 
-def synthetic_policy(tmp: str, embodiment: str):
-    """Fallback when the micro data cannot be generated: the tiny VLA trained 2 steps on the
-    trainer's synthetic batches, given identity statistics for `embodiment` (same compute)."""
-    import numpy as np
-
-    import h2r
-    from h2r.config import load_config
-    from h2r.policy import Policy
-    from h2r.train.trainer import train
-    from h2r.world import catalogue
-
-    workdir = os.path.join(tmp, "run")
-    config = load_config(os.path.join(ROOT, "experiments", "train", "tiny.py"), [
-        "--config.data.kind=synthetic", "--config.train.steps=2", "--config.train.batch_size=8",
-        "--config.train.checkpoint_every=2", "--config.train.log_every=1", "--config.train.warmup_steps=1"])
-    with open(os.devnull, "w") as quiet:
-        train(config, workdir, stream=quiet)
-    policy = h2r.load_policy(workdir)
-    e = catalogue.embodiment(embodiment)
-    ident = lambda n: {"mean": np.zeros(n, np.float32), "std": np.ones(n, np.float32),  # noqa: E731
-                       "q01": -np.ones(n, np.float32), "q99": np.ones(n, np.float32)}
-    stats = {f"h2r_{embodiment}": {"action": ident(e.action_dim), "state": ident(e.state_dim)}}
-    return Policy(policy.params, stats, policy.static)
-
-
-def tokenize(policy, texts):
-    """The run's tokenizer, or fixed token ids for the synthetic fallback (it has none)."""
-    import numpy as np
-    if policy.static.tokenizer is None:
-        return np.tile(np.arange(3, 3 + int(policy.config.model.max_instruction_len), dtype=np.int32),
-                       (len(texts), 1))
-    return policy.tokenize(texts)
-
-
 @functools.lru_cache(maxsize=None)  # built once: the timed run must reuse the warm-up's compilations
 def _batch1_functions(env_config, embodiment: str):
     from h2r.eval import rollout, success
@@ -99,7 +65,7 @@ def sequential(policy, env_config, es, states, texts, *, max_steps, execute_step
     results = []
     for i in range(len(texts)):
         state = jax.tree.map(lambda a: a[i:i + 1], states)
-        tokens = tokenize(policy, [texts[i]])
+        tokens = policy.tokenize([texts[i]])
         rng, t, done = jax.random.fold_in(jax.random.key(seed), i), 0, False
         while t < max_steps and not done:
             rng, key = jax.random.split(rng)
@@ -125,18 +91,13 @@ def main() -> None:
 
     import h2r
     from h2r.eval import rollout, success
-    from h2r.world.config import ACTION_PAD, TINY
+    from h2r.world.config import ACTION_PAD
 
     with tempfile.TemporaryDirectory() as tmp:
         es = success.parse_setting(args.setting)
         policy_note = f"tiny VLA ({args.workdir})" if args.workdir else "tiny VLA trained 2 steps on micro data"
-        try:
-            policy = h2r.load_policy(args.workdir or tiny_run(tmp))
-            env_config = success.env_config_of_run(policy.config)
-        except ImportError as e:  # the data generator is not available
-            policy = synthetic_policy(tmp, es.embodiment)
-            env_config = TINY
-            policy_note = f"tiny VLA trained 2 steps on synthetic batches, identity norm stats ({e})"
+        policy = h2r.load_policy(args.workdir or tiny_run(tmp))
+        env_config = success.env_config_of_run(policy.config)
         max_steps = env_config.horizon
         control = success.policy_controller(es.embodiment, ACTION_PAD)
         env = rollout.world_env(env_config)
@@ -145,7 +106,7 @@ def main() -> None:
             """episodes/s of `calls` calls of n episodes each (after a compile call), and compile s."""
             specs, _ = success.episode_specs(es, n, seed=0)
             states = rollout.reset_states(env, specs)
-            tokens = tokenize(policy, success.instructions(states))
+            tokens = policy.tokenize(success.instructions(states))
             run = rollout.make_rollout(env, control, max_steps=max_steps,
                                        execute_steps=args.execute_steps, record=0)
             start = time.perf_counter()

@@ -12,6 +12,8 @@ import os
 import socket
 from typing import Any, Iterator
 
+from h2r.errors import DataError
+
 
 @contextlib.contextmanager
 def atomic_write(path: str, mode: str = "w") -> Iterator[Any]:
@@ -41,8 +43,6 @@ def write_json(path: str, obj: Any, indent: int = 2, **kwargs) -> None:
 
 def read_json(path: str, what: str, hint: str) -> Any:
     """Parsed JSON, or a DataError naming `what` and the file, with `hint` on how to make it."""
-    from h2r.errors import DataError  # noqa: PLC0415
-
     try:
         with open(path) as f:
             return json.load(f)

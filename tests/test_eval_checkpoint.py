@@ -13,9 +13,7 @@ TIMING_KEYS = ("wall_s", "episodes_per_s")
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, request):
-    # The data generator's world adapter is built in parallel; skip (not fail) until it exists.
-    micro_dataset = request.getfixturevalue("micro_dataset")
+def tiny_run(tmp_path_factory, micro_dataset):
     from h2r.config import load_config
     from h2r.train.trainer import train
 

@@ -232,6 +232,10 @@ def test_existing_output_is_refused_without_overwrite_and_replaced_with_it(small
 
     summary = generate_lib.generate(_small_config(seed=1), out, overwrite=True)
     assert summary["config"]["seed"] == 1
+    # The staged directory gets a plain mkdir's mode (mkdtemp's 0700 would lock other users out).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
     assert json.loads((out / "generation.json").read_text())["config"]["seed"] == 1
     seeds = {r["episode_metadata"]["seed"] for split in _records(out, "jaw_arm").values() for r in split}
     planned = {e.seed for e in plan_lib.plan_episodes(_small_config(seed=1)) if e.embodiment == "jaw_arm"}

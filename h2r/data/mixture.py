@@ -83,19 +83,16 @@ def diversity_combinations(dataset, fraction: float, subset_seed: int = 0) -> li
     """The first round(fraction * C) of the robot's C pretraining (scene, task) combinations in a
     fixed permutation: a smaller fraction's set is always inside a larger one's."""
     pretrain = _meta(dataset, "setting") == "pretrain"
-    combos = sorted(set(zip(_meta(dataset, "scene")[pretrain].tolist(),
-                            _meta(dataset, "task_family")[pretrain].tolist())))
-    order = np.random.default_rng(subset_seed).permutation(len(combos))
-    count = int(round(fraction * len(combos)))
-    return [combos[i] for i in order[:count]]
+    return nested_fraction(zip(_meta(dataset, "scene")[pretrain].tolist(),
+                               _meta(dataset, "task_family")[pretrain].tolist()), fraction, subset_seed)
 
 
-def nested_fraction(names, fraction: float, subset_seed: int = 0, salt: str = "") -> list[str]:
-    """The first round(fraction * N) of the sorted unique `names` in a fixed permutation (nested
-    in the fraction, like diversity_combinations)."""
-    names = sorted(set(names))
-    order = np.random.default_rng([subset_seed, len(salt)] + [ord(c) for c in salt]).permutation(len(names))
-    return [names[i] for i in order[:int(round(fraction * len(names)))]]
+def nested_fraction(items, fraction: float, subset_seed: int = 0, salt: str = "") -> list:
+    """The first round(fraction * N) of the sorted unique `items` in a fixed permutation (seeded
+    by subset_seed and `salt`, one per axis): a smaller fraction's set is inside a larger one's."""
+    items = sorted(set(items))
+    order = np.random.default_rng([subset_seed, *salt.encode()]).permutation(len(items))
+    return [items[i] for i in order[:int(round(fraction * len(items)))]]
 
 
 def factor_filter(data, combos: list[tuple[str, str]], subset_seed: int) -> list[tuple[str, str]]:

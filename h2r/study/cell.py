@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Any
 
+from h2r import files
 from h2r.errors import StudyError
 from h2r.study import dag
 
@@ -111,7 +112,7 @@ def run_cell(study_dir: str, cell_id: str, env: dict[str, str] | None = None) ->
             raise StudyError(f"cell {cell.id}: dependencies not complete: {missing}")
         state_path = os.path.join(here, "state.json")
         started = time.time()
-        dag.write_json_atomic(state_path, dict(state="running", pid=os.getpid(), host=socket.gethostname(),
+        files.write_json(state_path, dict(state="running", pid=os.getpid(), host=socket.gethostname(),
                                                started=started, job=os.environ.get("SLURM_JOB_ID")))
         log_path = os.path.join(here, "log.txt")
         with open(log_path, "a") as log:
@@ -124,12 +125,12 @@ def run_cell(study_dir: str, cell_id: str, env: dict[str, str] | None = None) ->
                 log.write(f"h2r study: {e}\n")
             code = 1
         if code != 0:
-            dag.write_json_atomic(state_path, dict(state="failed", returncode=code, started=started,
+            files.write_json(state_path, dict(state="failed", returncode=code, started=started,
                                                    finished=time.time(), log=log_path))
             return code
         result["seconds"] = time.time() - started
-        dag.write_json_atomic(dag.result_path(study_dir, cell.id), result)  # last: the cell is complete
-        dag.write_json_atomic(state_path, dict(state="done", started=started, finished=time.time()))
+        files.write_json(dag.result_path(study_dir, cell.id), result)  # last: the cell is complete
+        files.write_json(state_path, dict(state="done", started=started, finished=time.time()))
         return 0
 
 

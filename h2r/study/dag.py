@@ -44,10 +44,6 @@ class Cell:
 
 # ------------------------------------------------------------------------------------ files
 
-# Readers (the runner, `h2r study status`, other hosts under SLURM) see the old or the new file.
-write_json_atomic = files.write_json
-
-
 def read_json(path: str, default: Any = None) -> Any:
     try:
         with open(path) as f:
@@ -212,8 +208,8 @@ def save_study(study_dir: str, config: ml_collections.ConfigDict, cells: list[Ce
                              f"({path}); use a new --workdir for a changed study, or delete that cell")
     for cell in cells:
         os.makedirs(cell_dir(study_dir, cell.id), exist_ok=True)
-        write_json_atomic(os.path.join(cell_dir(study_dir, cell.id), "cell.json"), cell.to_json())
-    write_json_atomic(os.path.join(study_dir, STUDY_FILE),
+        files.write_json(os.path.join(cell_dir(study_dir, cell.id), "cell.json"), cell.to_json())
+    files.write_json(os.path.join(study_dir, STUDY_FILE),
                       dict(config=config.to_dict(), cells=[c.to_json() for c in cells]))
 
 
@@ -256,5 +252,5 @@ def summarize(study_dir: str, cells: list[Cell]) -> dict[str, Any]:
 def write_status(study_dir: str, cells: list[Cell], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     status = summarize(study_dir, cells)
     status.update(extra or {})
-    write_json_atomic(os.path.join(study_dir, STATUS_FILE), status)
+    files.write_json(os.path.join(study_dir, STATUS_FILE), status)
     return status

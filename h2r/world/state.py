@@ -127,22 +127,22 @@ def _set(a, i, v):
 
 
 # ------------------------------------------------------------------------- task families
-def _pick_place(key, variant, cap):
+def _pick_place(draws, variant, cap):
     d = _task(1, 1)
-    obj = _choice(key, ("block", "jar", "cup", "apple", "can"))
-    fix = jnp.array([tb.FIX_ID[n] for n in ("bowl", "plate", "bin")])[jnp.argsort(key.uniform((3,)))[:2]]
+    obj = _choice(draws, ("block", "jar", "cup", "apple", "can"))
+    fix = jnp.array([tb.FIX_ID[n] for n in ("bowl", "plate", "bin")])[jnp.argsort(draws.uniform((3,)))[:2]]
     d["obj_type"] = _set(d["obj_type"], 0, obj)
-    d["obj_color"] = _set(d["obj_color"], 0, _color(key, obj))
+    d["obj_color"] = _set(d["obj_color"], 0, _color(draws, obj))
     d["fix_type"], d["fix_active"] = fix, jnp.ones(NUM_FIXTURES, bool)
-    c0 = _fix_color(key, fix[0])
-    d["fix_color"] = jnp.stack([c0, _fix_color(key, fix[1])])
+    c0 = _fix_color(draws, fix[0])
+    d["fix_color"] = jnp.stack([c0, _fix_color(draws, fix[1])])
     return d
 
 
-def _eggs(key, n):
+def _eggs(draws, n):
     d = _task(n, n)
     d["obj_type"] = jnp.full(NUM_TASK_OBJECTS, tb.OBJ_ID["egg"], jnp.int32)
-    d["obj_color"] = jnp.stack([_color(key, tb.OBJ_ID["egg"]) for i in range(n)]
+    d["obj_color"] = jnp.stack([_color(draws, tb.OBJ_ID["egg"]) for i in range(n)]
                                + [jnp.int32(0)] * (NUM_TASK_OBJECTS - n))
     d["fix_type"] = jnp.full(NUM_FIXTURES, tb.FIX_ID["carton"], jnp.int32)
     d["fix_active"] = jnp.array([True, False])
@@ -150,17 +150,17 @@ def _eggs(key, n):
     return d
 
 
-def _eggs_in_carton(key, variant, cap):
-    return _eggs(key, min(3, cap))
+def _eggs_in_carton(draws, variant, cap):
+    return _eggs(draws, min(3, cap))
 
 
 # Sorting: white eggs fill the left side's cells (0, 4, 1, 5), brown eggs the right side's (3, 7, 2, 6).
 _LEFT_CELLS, _RIGHT_CELLS = jnp.array([0, 4, 1, 5]), jnp.array([3, 7, 2, 6])
 
 
-def _sort_eggs(key, variant, cap):
+def _sort_eggs(draws, variant, cap):
     n = max(2, min(4, cap))
-    d = _eggs(key, n)
+    d = _eggs(draws, n)
     white = d["obj_color"] == tb.COLOR_ID["white"]
     white = white.at[0].set(True).at[1].set(False)          # at least one egg of each color
     d["obj_color"] = jnp.where(white, tb.COLOR_ID["white"], tb.COLOR_ID["brown"]).astype(jnp.int32)
@@ -172,54 +172,54 @@ def _sort_eggs(key, variant, cap):
     return d
 
 
-def _bussing(key, variant, cap):
+def _bussing(draws, variant, cap):
     n = min(3, cap)
     d = _task(n, n)
-    order = jnp.argsort(key.uniform((3,)))
+    order = jnp.argsort(draws.uniform((3,)))
     types = jnp.where(variant == 1, jnp.array([tb.OBJ_ID[x] for x in cat.NEW_DISHES])[order],
                       jnp.array([tb.OBJ_ID[x] for x in cat.DISHES])[order])
     d["obj_type"] = d["obj_type"].at[:3].set(types)
-    d["obj_color"] = d["obj_color"].at[:3].set(jnp.stack([_color(key, types[i]) for i in range(3)]))
+    d["obj_color"] = d["obj_color"].at[:3].set(jnp.stack([_color(draws, types[i]) for i in range(3)]))
     d["fix_type"] = jnp.full(NUM_FIXTURES, tb.FIX_ID["bin"], jnp.int32)
     d["fix_active"] = jnp.array([True, False])
-    d["fix_color"] = jnp.full(NUM_FIXTURES, _fix_color(key, tb.FIX_ID["bin"]), jnp.int32)
+    d["fix_color"] = jnp.full(NUM_FIXTURES, _fix_color(draws, tb.FIX_ID["bin"]), jnp.int32)
     return d
 
 
-def _jar_to_stove(key, variant, cap):
+def _jar_to_stove(draws, variant, cap):
     d = _task(2, 1)                       # the second jar is a distractor the instruction rules out
     jar = tb.OBJ_ID["jar"]
-    c0 = _color(key, jar)
-    c1 = _color(key, jar, jnp.arange(len(cat.COLOR_NAMES)) == c0)
+    c0 = _color(draws, jar)
+    c1 = _color(draws, jar, jnp.arange(len(cat.COLOR_NAMES)) == c0)
     d["obj_type"] = d["obj_type"].at[:2].set(jar)
     d["obj_color"] = d["obj_color"].at[:2].set(jnp.stack([c0, c1]))
     d["fix_type"] = jnp.full(NUM_FIXTURES, tb.FIX_ID["stove"], jnp.int32)
     d["fix_active"] = jnp.array([True, False])
     d["fix_color"] = jnp.full(NUM_FIXTURES, tb.COLOR_ID["black"], jnp.int32)
-    burner = key.randint(2)
+    burner = draws.randint(2)
     d["move_slot"] = d["move_slot"].at[0].set(burner)
     d["move_dest"] = d["move_dest"].at[0].set(jnp.where(burner == 0, DEST_LEFT_BURNER, DEST_RIGHT_BURNER))
     return d
 
 
-def _tidy(key, variant, cap):
+def _tidy(draws, variant, cap):
     n = min(3, cap)
     d = _task(n, n)
-    types = _distinct(key, ("spoon", "block", "cup", "can", "apple"), 3)
+    types = _distinct(draws, ("spoon", "block", "cup", "can", "apple"), 3)
     d["obj_type"] = d["obj_type"].at[:3].set(types)
-    d["obj_color"] = d["obj_color"].at[:3].set(jnp.stack([_color(key, types[i]) for i in range(3)]))
-    fix = jnp.where(key.uniform() < 0.5, tb.FIX_ID["drawer"], tb.FIX_ID["shelf"]).astype(jnp.int32)
+    d["obj_color"] = d["obj_color"].at[:3].set(jnp.stack([_color(draws, types[i]) for i in range(3)]))
+    fix = jnp.where(draws.uniform() < 0.5, tb.FIX_ID["drawer"], tb.FIX_ID["shelf"]).astype(jnp.int32)
     d["fix_type"] = jnp.full(NUM_FIXTURES, fix, jnp.int32)
     d["fix_active"] = jnp.array([True, False])
-    d["fix_color"] = jnp.full(NUM_FIXTURES, _fix_color(key, fix), jnp.int32)
+    d["fix_color"] = jnp.full(NUM_FIXTURES, _fix_color(draws, fix), jnp.int32)
     return d
 
 
-def _stack(key, variant, cap):
+def _stack(draws, variant, cap):
     d = _task(2, 1)
     block = tb.OBJ_ID["block"]
-    c0 = _color(key, block)
-    c1 = _color(key, block, jnp.arange(len(cat.COLOR_NAMES)) == c0)
+    c0 = _color(draws, block)
+    c1 = _color(draws, block, jnp.arange(len(cat.COLOR_NAMES)) == c0)
     d["obj_type"] = d["obj_type"].at[:2].set(block)
     d["obj_color"] = d["obj_color"].at[:2].set(jnp.stack([c0, c1]))
     d["move_anchor"] = d["move_anchor"].at[0].set(1)
@@ -228,13 +228,13 @@ def _stack(key, variant, cap):
     return d
 
 
-def _push(key, variant, cap):
+def _push(draws, variant, cap):
     d = _task(1, 1)
     block = tb.OBJ_ID["block"]
     zone = tb.FIX_ID["zone"]
-    c_zone = _fix_color(key, zone)
+    c_zone = _fix_color(draws, zone)
     d["obj_type"] = d["obj_type"].at[0].set(block)
-    d["obj_color"] = d["obj_color"].at[0].set(_color(key, block, jnp.arange(len(cat.COLOR_NAMES)) == c_zone))
+    d["obj_color"] = d["obj_color"].at[0].set(_color(draws, block, jnp.arange(len(cat.COLOR_NAMES)) == c_zone))
     d["obj_pushable"] = d["obj_pushable"].at[0].set(True)
     d["fix_type"] = jnp.full(NUM_FIXTURES, zone, jnp.int32)
     d["fix_active"] = jnp.array([True, False])
