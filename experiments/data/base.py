@@ -14,6 +14,7 @@ def get_config() -> ml_collections.ConfigDict:
     # the first `num_scenes` scenes and `num_task_families` task families (0 = all of them).
     config.num_scenes = 0
     config.num_task_families = 0
+    config.task_families = ""         # comma-separated names: overrides num_task_families
     config.episodes_per_combination = 8
     config.embodiments = ""           # comma-separated names; "" = all (robots and the human)
     # Held-out target settings: "" = all of the catalogue's, else comma-separated names.

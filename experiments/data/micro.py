@@ -13,6 +13,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.horizon = 32
     config.num_scenes = 2
     config.num_task_families = 2
+    config.task_families = ""         # comma-separated names: overrides num_task_families
     config.episodes_per_combination = 1
     config.embodiments = ""           # filled in below once the catalogue is known
     config.settings = ""

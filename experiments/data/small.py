@@ -12,6 +12,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.horizon = 72
     config.num_scenes = 8
     config.num_task_families = 0      # all
+    config.task_families = ""         # comma-separated names: overrides num_task_families
     config.episodes_per_combination = 2
     config.embodiments = ""
     config.settings = ""

@@ -64,20 +64,32 @@ def _pick(kind: str, available: list[str], wanted: str) -> list[str]:
     return chosen
 
 
+def pretrain_combinations(config) -> list[tuple[str, str, int]]:
+    """The (scene, task family, variant) combinations a data config pretrains every embodiment
+    on: its first `num_scenes` scenes x its task families (the first `num_task_families`, or the
+    named `task_families`), minus what the held-out settings reserve. `h2r eval --setting
+    pretrain:ROBOT` evaluates on the same list."""
+    from h2r.world import catalogue  # noqa: PLC0415
+
+    scenes = _names(catalogue.SCENES, config.num_scenes)
+    task_families = _names(catalogue.TASK_FAMILIES, config.num_task_families)
+    if config.get("task_families", ""):  # an explicit list wins over the first-N count
+        task_families = _pick("task families", _names(catalogue.TASK_FAMILIES, 0), config.task_families)
+    return [(scene, task, variant)
+            for scene in scenes for task in task_families
+            for variant in range(catalogue.task_family(task).num_variants)
+            if catalogue.is_pretrain_allowed(scene, task, variant)]
+
+
 def plan_episodes(config) -> list[PlannedEpisode]:
     """Every episode the data config asks for, with seeds and splits assigned."""
     from h2r.world import catalogue  # noqa: PLC0415  (jax-free, but keep `h2r --help` instant)
 
     embodiments = _pick("embodiments", _names(catalogue.EMBODIMENTS, 0), config.embodiments)
     settings = _pick("settings", _names(catalogue.SETTINGS, 0), config.settings)
-    scenes = _names(catalogue.SCENES, config.num_scenes)
-    task_families = _names(catalogue.TASK_FAMILIES, config.num_task_families)
 
     episodes = []
-    pretrain_combos = [(scene, task, variant)
-                       for scene in scenes for task in task_families
-                       for variant in range(catalogue.task_family(task).num_variants)
-                       if catalogue.is_pretrain_allowed(scene, task, variant)]
+    pretrain_combos = pretrain_combinations(config)
     for embodiment in embodiments:
         for scene, task, variant in pretrain_combos:
             for index in range(config.episodes_per_combination):

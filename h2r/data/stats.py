@@ -35,11 +35,26 @@ def compute(values: np.ndarray) -> dict:
             "q99": np.quantile(values, 0.99, axis=0).tolist()}
 
 
+EXCLUDED_SETTINGS = ("heldout-eval",)   # evaluation episodes: no training input may depend on them
+
+
+def training_steps(index) -> np.ndarray:
+    """bool [N]: the steps statistics may see. Held-out evaluation episodes are excluded (the
+    robot is evaluated on those settings; even their action range must not leak into training)."""
+    setting = index.metadata.get("setting")
+    if setting is None:
+        return np.ones(index.num_steps, bool)
+    excluded = np.isin(np.asarray(setting), EXCLUDED_SETTINGS)
+    return ~excluded[index.step_episode]
+
+
 def dataset_stats(dataset) -> dict:
     index = dataset.index
+    keep = training_steps(index)
     return {"dataset": dataset.name, "kind": dataset.kind, "split": dataset.split,
             "num_episodes": int(index.num_episodes), "num_steps": int(index.num_steps),
-            "action": compute(index.action), "state": compute(index.state)}
+            "num_steps_used": int(keep.sum()),
+            "action": compute(index.action[keep]), "state": compute(index.state[keep])}
 
 
 def path_for(dataset) -> str:
@@ -70,7 +85,8 @@ def ensure(dataset, refresh: bool = False) -> dict:
     path = path_for(dataset)
     if not refresh and os.path.exists(path):
         stats = load(path)
-        if stats.get("num_steps") == dataset.index.num_steps:
+        # Stats written before held-out episodes were excluded lack num_steps_used: recompute.
+        if stats.get("num_steps") == dataset.index.num_steps and "num_steps_used" in stats:
             return stats
     stats = dataset_stats(dataset)
     save(stats, path)

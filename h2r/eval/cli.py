@@ -14,12 +14,15 @@ DESCRIPTION = """\
 Evaluate a trained run directory.
 
   h2r eval --workdir W --setting NAME --episodes N --out result.json [--seed S] [--step K]
-      closed-loop success of the setting's target robot in the world, all episodes stepping
+      closed-loop success of the setting's robot in the world, all episodes stepping
       together: success rate with a 95% interval, per-phase completion, episode lengths,
       per-episode outcomes, and a few rollouts as GIF/PNG strips next to the JSON.
-      NAME is a held-out setting (e.g. sort_eggs: evaluated on its heldout-eval combinations)
-      or NAME:target-robot / NAME:pretrain for the in-distribution training combinations
-      (`h2r eval settings` lists them).
+      NAME is a held-out setting (e.g. sort_eggs: evaluated on its heldout-eval combinations),
+      NAME:target-robot (the target robot's own co-training task, in distribution), or
+      pretrain:ROBOT (ROBOT on the pretraining combinations the run's data was generated with).
+      Episode seeds never coincide with one the run's data holds. eval.json keeps per-episode
+      outcomes (episodes_detail) and where failed episodes stop (failure_breakdown: reach/grasp
+      or carry/place of which object). `h2r eval settings` lists the settings.
   h2r eval embeddings --workdir W --out DIR
       human vs robot embedding overlap at matched (scene, task, phase) states.
   h2r eval offline --workdir W --out F
@@ -58,7 +61,7 @@ def register(subparsers) -> None:
                    help="episodes stepped together per jitted call (default: all at once)")
     p.add_argument("--execute-steps", type=int, default=None,
                    help="actions executed from each predicted chunk before replanning "
-                        "(default: half the model's action horizon)")
+                        "(default: 1, replan every step; measured best, see BUILD_NOTES.md)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="episode time limit in env steps (default: the world's episode horizon)")
     p.add_argument("--record", type=int, default=4, help="rollouts saved as GIF + PNG strip (default: 4)")
@@ -91,5 +94,10 @@ def register(subparsers) -> None:
     o.set_defaults(func=_handler("h2r.eval.offline"))
 
     s = sub.add_parser("settings", help="list the settings `h2r eval --setting` accepts",
-                       description="Lists held-out settings and the in-distribution training settings.")
+                       description="Lists the held-out settings (NAME: heldout-eval combinations), their "
+                                   "in-distribution NAME:target-robot forms, and pretrain:ROBOT for every "
+                                   "robot (the pretraining combinations of a run's data: give --workdir "
+                                   "to count them).")
+    s.add_argument("--workdir", default=None,
+                   help="run directory: count pretrain:ROBOT combinations from its data's generation.json")
     s.set_defaults(func=_handler("h2r.eval.success", "list_settings"))

@@ -1,11 +1,18 @@
-"""`h2r eval --workdir W --setting NAME`: closed-loop success of the target robot in the world.
+"""`h2r eval --workdir W --setting NAME`: closed-loop success of a robot in the world.
 
-A setting name is a held-out setting of the catalogue (its `heldout-eval` combinations: what
-only the human data showed) or `NAME:target-robot` (the target robot's own co-training
-combinations: in distribution). Episodes cycle over the setting's (scene, task, variant)
-combinations with seeds hashed from (--seed, setting, episode index), so the same command gives
-the same episodes. The same `evaluate` runs any controller: the trained policy, and in tests the
-scripted expert and a random policy.
+A setting name is one of
+- `NAME`: a held-out setting of the catalogue, on its `heldout-eval` combinations (what only the
+  human data showed) with its target robot (`NAME:heldout-eval` is the same);
+- `NAME:target-robot`: the target robot's own co-training combinations (in distribution);
+- `pretrain:ROBOT`: ROBOT on the pretraining (scene, task family, variant) combinations the run's
+  data was generated with (as h2r.data.plan plans them; needs the data config).
+Episodes cycle over the setting's combinations with seeds hashed from (--seed, setting, episode
+index), so the same command gives the same episodes; a seed that the run's data planned for the
+same embodiment is redrawn (never evaluate on a training episode). The same `evaluate` runs any
+controller: the trained policy, and in tests the scripted expert and a random policy.
+
+The result keeps per-episode outcomes (`episodes_detail`) and where failed episodes stopped
+(`failure_breakdown`: by the furthest subtask phase reached).
 """
 from __future__ import annotations
 
@@ -14,57 +21,172 @@ import functools
 import json
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from h2r.errors import CheckpointError, DataError
 from h2r.eval import intervals
 
-ROLES = ("heldout-eval", "target-robot")
+ROLES = ("heldout-eval", "target-robot")   # NAME:ROLE of a held-out setting
+PRETRAIN = "pretrain"                      # pretrain:ROBOT
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalSetting:
-    name: str                                 # as given: "sort_eggs" or "sort_eggs:target-robot"
-    setting: str
-    role: str
+    name: str                                 # as given: "sort_eggs", "sort_eggs:target-robot", "pretrain:jaw_arm"
+    setting: str                              # the held-out setting's name ("pretrain" for pretrain:ROBOT)
+    role: str                                 # heldout-eval | target-robot | pretrain
     embodiment: str
     combos: tuple[tuple[str, str, int], ...]  # (scene, task_family, variant)
 
 
-def parse_setting(name: str) -> EvalSetting:
+def _forms() -> str:
+    from h2r.world import catalogue  # noqa: PLC0415
+    return (f"expected NAME, NAME:target-robot or NAME:heldout-eval with NAME one of "
+            f"{[s.name for s in catalogue.SETTINGS]}, or {PRETRAIN}:ROBOT with ROBOT one of {list(catalogue.ROBOTS)}")
+
+
+def parse_setting(name: str, data_config=None) -> EvalSetting:
+    """The setting `name` names. `data_config` (the run's data config, see `data_config_of_run`)
+    is needed only by `pretrain:ROBOT`, whose combinations are those of the run's data."""
     from h2r.world import catalogue  # noqa: PLC0415
 
     base, _, role = name.partition(":")
+    if base == PRETRAIN:
+        robot = check_robot(role, name)
+        if data_config is None:
+            raise DataError(f"eval setting {name!r}: {PRETRAIN}:ROBOT evaluates on the pretraining combinations "
+                            f"of the run's data, so it needs the run's data config (generation.json)")
+        return EvalSetting(name, PRETRAIN, PRETRAIN, robot, pretrain_combinations(data_config))
     role = role or "heldout-eval"
     known = [s.name for s in catalogue.SETTINGS]
     if base not in known or role not in ROLES:
-        raise DataError(f"unknown eval setting {name!r}: expected one of {known}, optionally "
-                        f"suffixed with one of {[':' + r for r in ROLES]} (default :heldout-eval)")
+        raise DataError(f"unknown eval setting {name!r}: {_forms()}")
     setting = catalogue.setting(base)
     return EvalSetting(name, base, role, setting.target_embodiment,
                        tuple(catalogue.setting_combinations(setting, role)))
 
 
+def check_robot(robot: str, name: str) -> str:
+    from h2r.world import catalogue  # noqa: PLC0415
+
+    if robot in catalogue.ROBOTS:
+        return robot
+    if not robot:
+        why = "names no robot"
+    elif robot == catalogue.HUMAN:
+        why = f"{robot!r} is the human, not a robot"
+    else:
+        why = f"unknown robot {robot!r}"
+    raise DataError(f"eval setting {name!r}: {why}; {PRETRAIN}:ROBOT takes ROBOT one of {list(catalogue.ROBOTS)}")
+
+
+# ------------------------------------------------------------------- the run's data (plan.py)
+def _as_config(data_config):
+    import ml_collections  # noqa: PLC0415
+    return data_config if isinstance(data_config, ml_collections.ConfigDict) else ml_collections.ConfigDict(data_config)
+
+
+@functools.lru_cache(maxsize=4)
+def _plan_of(config_json: str):
+    from h2r.data import plan  # noqa: PLC0415
+
+    try:
+        return tuple(plan.plan_episodes(_as_config(json.loads(config_json))))
+    except (AttributeError, KeyError) as e:
+        raise DataError(f"the run's data config cannot be planned ({e}): was it written by `h2r data generate`?") from e
+
+
+def planned_episodes(data_config):
+    """h2r.data.plan.plan_episodes(data_config), cached (eval asks for it more than once)."""
+    config = _as_config(data_config).to_dict()
+    return _plan_of(json.dumps(config, sort_keys=True, default=str))
+
+
+def pretrain_combinations(data_config) -> tuple[tuple[str, str, int], ...]:
+    """The (scene, task_family, variant) combinations of the data's pretraining episodes, in plan
+    order: the first num_scenes scenes x first num_task_families task families (or the explicit
+    task_families) x variants, pretrain-allowed, exactly as h2r.data.plan plans them (the same
+    for every embodiment)."""
+    from h2r.data import plan  # noqa: PLC0415
+
+    combos = dict.fromkeys((e.scene, e.task_family, e.variant)
+                           for e in planned_episodes(data_config) if e.setting == plan.PRETRAIN)
+    if not combos:
+        raise DataError("the run's data has no pretraining episodes (episodes_per_combination="
+                        f"{_as_config(data_config).get('episodes_per_combination')}), so {PRETRAIN}:ROBOT has no "
+                        "combinations to evaluate")
+    return tuple(combos)
+
+
+def planned_seeds(data_config, embodiment: str) -> frozenset[int]:
+    """World seeds (mod 2**32, as the world takes them) of every episode the data planned for
+    `embodiment` (train and val)."""
+    return frozenset(int(e.seed) % 2 ** 32 for e in planned_episodes(data_config) if e.embodiment == embodiment)
+
+
+def trained_seeds(config, embodiment: str) -> frozenset[int]:
+    """`planned_seeds` of the data of run config `config` (config.data.dir/generation.json)."""
+    return planned_seeds(data_config_of_run(config), embodiment)
+
+
+def list_settings(args) -> int:
+    from h2r.world import catalogue  # noqa: PLC0415
+
+    data_config = None
+    if getattr(args, "workdir", None):
+        from h2r.config import config_from_json  # noqa: PLC0415
+        data_config = data_config_of_run(config_from_json(_config_path(args.workdir)))
+    for name in all_settings():
+        es = parse_setting(name)
+        print(f"{name:36s} {es.embodiment:14s} {len(es.combos)} combinations, e.g. {'/'.join(map(str, es.combos[0]))}")
+    for robot in catalogue.ROBOTS:
+        name = f"{PRETRAIN}:{robot}"
+        if data_config is None:
+            print(f"{name:36s} {robot:14s} the pretraining combinations of the run's data (--workdir W to count them)")
+        else:
+            combos = parse_setting(name, data_config).combos
+            print(f"{name:36s} {robot:14s} {len(combos)} combinations, e.g. {'/'.join(map(str, combos[0]))}")
+    return 0
+
+
 def all_settings() -> list[str]:
+    """Held-out settings and their :target-robot forms (pretrain:ROBOT needs a run's data)."""
     from h2r.world import catalogue  # noqa: PLC0415
     return [f"{s.name}{suffix}" for s in catalogue.SETTINGS for suffix in ("", ":target-robot")]
 
 
-def list_settings(args) -> int:
-    for name in all_settings():
-        es = parse_setting(name)
-        print(f"{name:36s} {es.embodiment:14s} {len(es.combos)} combinations, e.g. {'/'.join(map(str, es.combos[0]))}")
-    return 0
+def episode_seeds(name: str, episodes: int, seed: int, excluded_seeds: Iterable[int] = ()) -> np.ndarray:
+    """uint32 [episodes]: seeds hashed from (seed, name, i); a seed in `excluded_seeds` (compared
+    mod 2**32) is replaced by the next unused draw of the same stream, so the other episodes keep
+    their seeds and the result is deterministic."""
+    sequence = np.random.SeedSequence([seed, *map(ord, name)])
+    seeds = sequence.generate_state(episodes, np.uint32)   # the stream is prefix-stable
+    excluded = np.fromiter((int(s) % 2 ** 32 for s in excluded_seeds), np.uint64)
+    bad = np.flatnonzero(np.isin(seeds.astype(np.uint64), excluded))
+    if bad.size == 0:
+        return seeds
+    seeds, used, drawn = seeds.copy(), set(seeds.tolist()), episodes
+    spares: list[int] = []
+    while len(spares) < bad.size:
+        more = max(2 * bad.size, 16)
+        extra = sequence.generate_state(drawn + more, np.uint32)[drawn:]
+        drawn += more
+        for s in extra[~np.isin(extra.astype(np.uint64), excluded)].tolist():
+            if s not in used:
+                used.add(s)
+                spares.append(s)
+    seeds[bad] = spares[: bad.size]
+    return seeds
 
 
-def episode_specs(es: EvalSetting, episodes: int, seed: int):
-    """EpisodeSpecs cycling over the setting's combos; seeds hashed from (seed, setting, i)."""
+def episode_specs(es: EvalSetting, episodes: int, seed: int, excluded_seeds: Iterable[int] = ()):
+    """EpisodeSpecs cycling over the setting's combos; seeds from `episode_seeds`."""
     from h2r.world.config import make_specs  # noqa: PLC0415
 
     combos = [es.combos[i % len(es.combos)] for i in range(episodes)]
-    seeds = np.random.SeedSequence([seed, *map(ord, es.name)]).generate_state(episodes, np.uint32)
+    seeds = episode_seeds(es.name, episodes, seed, excluded_seeds)
     scene, task, variant = zip(*combos)
     return make_specs(list(scene), list(task), es.embodiment, seeds.astype(np.int64), list(variant)), combos
 
@@ -107,8 +229,12 @@ def random_controller(action_pad: int, horizon: int = 8) -> Callable:
 def evaluate(controller: Callable, params: Any, es: EvalSetting, episodes: int, *, env_config,
              seed: int = 0, execute_steps: int = 1, max_steps: int | None = None,
              batch_size: int | None = None, record: int = 4, tokenize: Callable | None = None,
-             interval: str = "wilson", progress: bool = False):
-    """Runs `episodes` episodes of `es` and returns (result dict, RolloutOutcome of all episodes)."""
+             interval: str = "wilson", progress: bool = False, excluded_seeds: Iterable[int] = ()):
+    """Runs `episodes` episodes of `es` and returns (result dict, RolloutOutcome of all episodes).
+
+    `excluded_seeds`: world seeds no episode may use (the run's planned episodes of the same
+    embodiment, `planned_seeds` / `trained_seeds`); colliding draws are redrawn (`episode_seeds`).
+    """
     import jax  # noqa: PLC0415
     from h2r.eval import rollout  # noqa: PLC0415
 
@@ -116,7 +242,9 @@ def evaluate(controller: Callable, params: Any, es: EvalSetting, episodes: int, 
         raise DataError(f"--episodes must be >= 1, got {episodes}")
     max_steps = int(max_steps or env_config.horizon)
     batch_size = min(int(batch_size or episodes), episodes)
-    specs, combos = episode_specs(es, episodes, seed)
+    excluded_seeds = frozenset(int(s) % 2 ** 32 for s in excluded_seeds)
+    specs, combos = episode_specs(es, episodes, seed, excluded_seeds)
+    seeds = np.asarray(specs.seed).view(np.uint32)   # the world's int32 seeds, as unsigned
     env = rollout.world_env(env_config)
     states = rollout.reset_states(env, specs)
     texts = instructions(states)
@@ -143,8 +271,53 @@ def evaluate(controller: Callable, params: Any, es: EvalSetting, episodes: int, 
         max_phase=np.concatenate([p.max_phase for p in parts]),
         num_phases=np.concatenate([p.num_phases for p in parts]),
         frames=parts[0].frames[: min(record, episodes)])
-    return summarize(outcome, es, combos, texts, interval=interval, seed=seed, execute_steps=execute_steps,
-                     max_steps=max_steps, wall=wall), outcome
+    result = summarize(outcome, es, combos, texts, interval=interval, seed=seed, execute_steps=execute_steps,
+                       max_steps=max_steps, wall=wall, seeds=seeds)
+    result.update(horizon=int(env_config.horizon), excluded_seeds=len(excluded_seeds),
+                  redrawn_seeds=int(np.sum(seeds != episode_seeds(es.name, episodes, seed))))
+    return result, outcome
+
+
+def stage_names(num_phases: int) -> list[str]:
+    """Names of the stages an episode with `num_phases` phases (the rollout's convention: 2 per
+    move, phase == num_phases is done) can stop in, by phase index: phase 2k is reaching/grasping
+    object k+1, phase 2k+1 carrying (or pushing) it to its place."""
+    names = []
+    for k in range(num_phases // 2):
+        names += [f"reach/grasp object {k + 1}", f"carry/place object {k + 1}"]
+    return names
+
+
+SUCCESS, FINISHED_NO_SUCCESS = "success", "finished, no success"
+
+
+def episode_stage(max_phase: int, success: bool, num_phases: int) -> str:
+    """Where an episode stopped: "success", else the stage of the furthest phase it reached."""
+    if success:
+        return SUCCESS
+    if max_phase >= num_phases:   # the done phase reached without counting as a success
+        return FINISHED_NO_SUCCESS
+    return stage_names(num_phases)[max(int(max_phase), 0)]
+
+
+def failure_breakdown(max_phase, success, num_phases) -> dict[str, dict]:
+    """Where episodes stop: {stage: {"count", "fraction"}}, fractions of all episodes (summing to
+    1). Failed episodes count at the furthest phase they reached ("reach/grasp object k": k-1
+    objects placed, the k-th never held; "carry/place object k": the k-th held or pushed, never
+    placed), then "success". Every stage of the longest task is listed, zeros included."""
+    max_phase, num_phases = np.asarray(max_phase, np.int64), np.asarray(num_phases, np.int64)
+    success = np.asarray(success, bool)
+    total = len(success)
+    stages = [episode_stage(int(p), bool(s), int(n)) for p, s, n in zip(max_phase, success, num_phases)]
+    order = stage_names(int(num_phases.max(initial=0)))
+    order += [FINISHED_NO_SUCCESS] * (FINISHED_NO_SUCCESS in stages) + [SUCCESS]
+    return {name: {"count": stages.count(name), "fraction": round(stages.count(name) / total, 4) if total else 0.0}
+            for name in order}
+
+
+def format_breakdown(breakdown: dict[str, dict]) -> str:
+    """One line: `reach/grasp object 1 12 (38%) | ... | success 17 (53%)`."""
+    return " | ".join(f"{name} {v['count']} ({100 * v['fraction']:.0f}%)" for name, v in breakdown.items())
 
 
 def instructions(states) -> list[str]:
@@ -156,7 +329,7 @@ def instructions(states) -> list[str]:
 
 
 def summarize(outcome, es: EvalSetting, combos, texts, *, interval, seed, execute_steps, max_steps,
-              wall) -> dict:
+              wall, seeds=None) -> dict:
     from h2r.eval.rollout import phase_completion  # noqa: PLC0415
 
     successes = outcome.success.astype(int)
@@ -165,9 +338,18 @@ def summarize(outcome, es: EvalSetting, combos, texts, *, interval, seed, execut
     for (scene, task, variant), s in zip(combos, successes):
         key = f"{scene}/{task}/{variant}"
         per_combo.setdefault(key, []).append(int(s))
+    seeds = [None] * len(successes) if seeds is None else [int(s) for s in np.asarray(seeds)]
+    details = [dict(index=i, scene=scene, task_family=task, variant=int(variant), seed=seeds[i],
+                    success=bool(outcome.success[i]), length=int(outcome.length[i]),
+                    max_phase=int(outcome.max_phase[i]), num_phases=int(outcome.num_phases[i]),
+                    stage=episode_stage(int(outcome.max_phase[i]), bool(outcome.success[i]),
+                                        int(outcome.num_phases[i])))
+               for i, (scene, task, variant) in enumerate(combos)]
+    breakdown = failure_breakdown(outcome.max_phase, outcome.success, outcome.num_phases)
     return {
         "setting": es.name, "role": es.role, "embodiment": es.embodiment,
         "episodes": int(len(successes)),
+        "combinations": len(es.combos),
         "success_rate": float(successes.mean()),
         "ci95": [lo, hi], "ci_method": interval,
         "successes": successes.tolist(),
@@ -177,43 +359,71 @@ def summarize(outcome, es: EvalSetting, combos, texts, *, interval, seed, execut
         "phase_completion": phase_completion(outcome.max_phase, outcome.success, outcome.num_phases),
         "max_phase": outcome.max_phase.tolist(),
         "num_phases": outcome.num_phases.tolist(),
+        "failure_breakdown": breakdown,
+        "failure_stages": list(breakdown),   # the breakdown's stages in task order (JSON keys get sorted)
         "per_combination": {k: float(np.mean(v)) for k, v in per_combo.items()},
+        "episodes_detail": details,
         "instructions": texts[: min(len(texts), 8)],
         "seed": seed, "execute_steps": execute_steps, "max_steps": max_steps,
         "wall_s": round(wall, 3), "episodes_per_s": round(len(successes) / max(wall, 1e-9), 3),
     }
 
 
-def env_config_of_run(config):
-    """The world options the run's data was generated with (DIR/generation.json)."""
-    from h2r.world.config import EnvConfig  # noqa: PLC0415
+def _config_path(workdir: str) -> str:
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path} does not exist: {workdir!r} is not a training run directory")
+    return path
+
+
+def data_config_of_run(config):
+    """The data config (a ConfigDict) the run's data was generated with (DIR/generation.json)."""
+    import ml_collections  # noqa: PLC0415
 
     path = os.path.join(str(config.data.dir), "generation.json")
     if not os.path.exists(path):
         raise DataError(f"{path} does not exist: the run's config.data.dir must be a directory written by "
-                        f"`h2r data generate` (its world options set the evaluation's resolution and horizon)")
+                        f"`h2r data generate` (its world options set the evaluation's resolution and horizon, "
+                        f"its plan the pretraining combinations and the seeds evaluation avoids)")
     with open(path) as f:
-        return EnvConfig.from_config(json.load(f)["config"])
+        return ml_collections.ConfigDict(json.load(f)["config"])
+
+
+def env_config_of_run(config):
+    """The world options the run's data was generated with (DIR/generation.json)."""
+    from h2r.world.config import EnvConfig  # noqa: PLC0415
+
+    return EnvConfig.from_config(data_config_of_run(config))
 
 
 def main(args) -> int:
     import h2r  # noqa: PLC0415
+    from h2r.config import config_from_json  # noqa: PLC0415
     from h2r.eval import rollout  # noqa: PLC0415
     from h2r.eval.embeddings import write_json  # noqa: PLC0415
-    from h2r.world.config import ACTION_PAD  # noqa: PLC0415
+    from h2r.world.config import ACTION_PAD, EnvConfig  # noqa: PLC0415
 
-    es = parse_setting(args.setting)
+    if args.setting.partition(":")[0] == PRETRAIN:   # a bad name is reported before anything loads
+        check_robot(args.setting.partition(":")[2], args.setting)
+    else:
+        parse_setting(args.setting)
+    data_config = data_config_of_run(config_from_json(_config_path(args.workdir)))
+    es = parse_setting(args.setting, data_config)
+    excluded = planned_seeds(data_config, es.embodiment)
+    if es.role == PRETRAIN and not excluded:
+        print(f"eval {es.name}: note: the run's data has no episodes of {es.embodiment}", flush=True)
     policy = h2r.load_policy(args.workdir, step=args.step)
-    env_config = env_config_of_run(policy.config)
+    env_config = EnvConfig.from_config(data_config)
     horizon = int(policy.config.model.action_horizon)
-    execute_steps = args.execute_steps or max(1, horizon // 2)
+    execute_steps = args.execute_steps or 1
     if execute_steps > horizon:
         raise CheckpointError(f"--execute-steps={execute_steps} exceeds the model's action horizon {horizon}")
     out = args.out or os.path.join(args.workdir, "eval", f"{es.name.replace(':', '_')}.json")
     result, outcome = evaluate(
         policy_controller(es.embodiment, ACTION_PAD), policy, es, args.episodes, env_config=env_config,
         seed=args.seed, execute_steps=execute_steps, max_steps=args.max_steps, batch_size=args.batch_size,
-        record=args.record, tokenize=policy.tokenize, interval=args.interval, progress=True)
+        record=args.record, tokenize=policy.tokenize, interval=args.interval, progress=True,
+        excluded_seeds=excluded)
     media_dir = os.path.splitext(out)[0] + "_rollouts"
     media = rollout.save_strips(outcome.frames, outcome.length, media_dir) if args.record > 0 else []
     result.update(step=int(policy.step), workdir=os.path.abspath(args.workdir),
@@ -223,4 +433,5 @@ def main(args) -> int:
     print(f"eval {es.name}: success {result['success_rate']:.3f} "
           f"[{result['ci95'][0]:.3f}, {result['ci95'][1]:.3f}] over {result['episodes']} episodes, "
           f"mean length {result['mean_length']:.1f} -> {out}", flush=True)
+    print(f"  where episodes stop: {format_breakdown(result['failure_breakdown'])}", flush=True)
     return 0

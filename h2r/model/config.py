@@ -12,8 +12,10 @@ import ml_collections
 # well on CPU vector units and divide evenly over fsdp/tensor mesh axes.
 _PRESETS = {
     # A CPU train step at batch 32 takes tens of milliseconds: the tiny study trains many models.
+    # Keypoints: objects are 2-4 px at 32 px; spatial-softmax keypoints localize them (BUILD_NOTES.md,
+    # "Learning: what mattered").
     "tiny": dict(image_size=32, patch_size=8, width=64, depth=2, num_heads=2, head_dim=32, mlp_dim=256,
-                 expert_width=64, expert_depth=2, expert_num_heads=2, expert_mlp_dim=256),
+                 expert_width=64, expert_depth=2, expert_num_heads=2, expert_mlp_dim=256, keypoints=16),
     # Width 512 with 4 heads of 128: fewer, larger matmuls. On the 2-core CPU its train step reached
     # 0.61-0.66 of the jitted-matmul FLOP/s against 0.53 for width 384 with 6 heads of 64, measured
     # interleaved in the same runs (benchmarks/model.py).
@@ -56,6 +58,18 @@ def model_config(size: str = "tiny") -> ml_collections.ConfigDict:
         expert_depth=2,
         expert_num_heads=2,
         expert_mlp_dim=256,
+        # Image tokens: 'patch' (linear patch embedding, ViT) or 'conv' (h2r/model/conv_stem.py).
+        stem="patch",
+        stem_channels=16,
+        # Keypoint stem (h2r/model/keypoints.py): spatial-softmax keypoints per view, 0 = off.
+        keypoints=0,
+        keypoint_channels=16,
+        keypoint_temperature=10.0,   # initial softmax sharpness (learned per channel)
+        # Action queries (h2r/model/vla.py): weight of their direct action regression, 0 = off.
+        action_queries_weight=0.0,
+        # Proprio input. Off: the policy sees images and language only, so it cannot time its
+        # moves from its own joint angles instead of looking (BC's copycat shortcut).
+        use_proprio=True,
         # Training/inference behaviour.
         flow_steps=10,               # Euler steps when sampling actions
         subtask_loss_weight=1.0,     # the subtask head's weight in the total loss

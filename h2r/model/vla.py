@@ -32,13 +32,16 @@ from flax import nnx
 
 from h2r.errors import DataError
 from h2r.model import flow
+from h2r.model.conv_stem import ConvStem
+from h2r.model.keypoints import KeypointStem
 from h2r.model.layers import BTD, Block, Dense, RMSNorm, constrain, param, sharding_active
 
-OBS, QUERY, SUBTASK = 0, 1, 2
+OBS, QUERY, SUBTASK, ACTQ = 0, 1, 2, 3
 # ALLOWED[query_group, key_group]: which token groups may attend to which.
-ALLOWED = np.array([[True, False, False],   # observation -> observation only
-                    [True, True, False],    # query slots -> observation, slots
-                    [True, False, True]])   # subtask -> observation, subtask
+ALLOWED = np.array([[True, False, False, False],   # observation -> observation only
+                    [True, True, False, False],    # query slots -> observation, slots
+                    [True, False, True, False],    # subtask -> observation, subtask
+                    [True, False, True, True]])    # action queries -> observation, subtask, themselves
 
 
 def _call_block(block, *args):
@@ -71,18 +74,39 @@ class VLA(nnx.Module):
         pos_init = nnx.initializers.normal(0.02)
 
         # Prefix embeddings.
-        self.patch_embed = Dense((c.patch_size ** 2 * 3,), (D,), ("patch", "embed"), rngs=rngs, dtype=dtype)
+        if c.get("stem", "patch") == "conv":
+            self.patch_embed = ConvStem(c.patch_size, c.stem_channels, D, rngs=rngs, dtype=dtype)
+        elif c.get("stem", "patch") == "patch":
+            self.patch_embed = Dense((c.patch_size ** 2 * 3,), (D,), ("patch", "embed"), rngs=rngs, dtype=dtype)
+        else:
+            raise ValueError(f"model.stem={c.stem!r}: expected 'patch' (linear, ViT) or 'conv'")
         self.image_pos = param(rngs, pos_init, (self.num_patches, D), ("seq", "embed"))
         self.view_embed = param(rngs, pos_init, (2, D), ("seq", "embed"))
         self.token_embed = param(rngs, nnx.initializers.normal(1.0 / math.sqrt(D)), (c.vocab_size, D),
                                  ("vocab", "embed"))
         self.text_pos = param(rngs, pos_init, (c.max_instruction_len, D), ("seq", "embed"))
         self.state_proj = Dense((c.max_state_dim,), (D,), ("state", "embed"), rngs=rngs, dtype=dtype)
+        # Optional: keypoint tokens per view (h2r/model/keypoints.py), shared by both views.
+        self.keypoint_stem = (KeypointStem(c.keypoint_channels, c.keypoints, D, rngs=rngs, dtype=dtype,
+                                           temperature=c.get("keypoint_temperature", 10.0))
+                              if c.get("keypoints", 0) else None)
         self.query_slots = param(rngs, pos_init, (c.max_subtask_len, D), ("seq", "embed"))
         self.subtask_pos = param(rngs, pos_init, (c.max_subtask_len, D), ("seq", "embed"))
         self.blocks = nnx.List([Block(D, c.num_heads, c.head_dim, c.mlp_dim, rngs=rngs, dtype=dtype)
                                 for _ in range(c.depth)])
         self.prefix_norm = RMSNorm(D, rngs=rngs, dtype=dtype)
+
+        # Action queries (optional, model.action_queries_weight > 0): H prefix tokens that read the
+        # observation and the subtask and regress the action chunk directly (an auxiliary loss).
+        # Why: the flow-matching loss reaches the backbone through a noisy, indirect signal, and a
+        # tiny model trained for minutes learns to ignore the image; a direct regression target
+        # teaches the backbone where things are (the role FAST tokens play in pi0.5's knowledge
+        # insulation). The action expert attends to these tokens too.
+        if c.get("action_queries_weight", 0.0) > 0:
+            self.action_queries = param(rngs, pos_init, (c.action_horizon, D), ("seq", "embed"))
+            self.action_readout = Dense((D,), (c.max_action_dim,), ("embed", "action"), rngs=rngs, dtype=dtype)
+        else:
+            self.action_queries = self.action_readout = None
 
         # Action expert.
         self.action_in = Dense((c.max_action_dim,), (E,), ("action", "embed"), rngs=rngs, dtype=dtype)
@@ -113,10 +137,15 @@ class VLA(nnx.Module):
     def _patches(self, images: jax.Array, view: int) -> jax.Array:
         c = self.config
         B, P, n = images.shape[0], c.patch_size, c.image_size // c.patch_size
-        x = images.astype(jnp.float32) / 127.5 - 1.0
-        x = x.reshape(B, n, P, n, P, 3).transpose(0, 1, 3, 2, 4, 5).reshape(B, n * n, P * P * 3)
-        x = self.patch_embed(x) + (self.image_pos[...] + self.view_embed[view]).astype(self.dtype)
-        return x
+        if isinstance(self.patch_embed, ConvStem):
+            x = self.patch_embed(images)
+        else:
+            x = images.astype(jnp.float32) / 127.5 - 1.0
+            x = self.patch_embed(x.reshape(B, n, P, n, P, 3).transpose(0, 1, 3, 2, 4, 5).reshape(B, n * n, P * P * 3))
+        return x + (self.image_pos[...] + self.view_embed[view]).astype(self.dtype)
+
+    def _keypoint_tokens(self, images: jax.Array, view: int) -> jax.Array:
+        return self.keypoint_stem(images) + self.view_embed[view].astype(self.dtype)
 
     def _text(self, tokens: jax.Array, pos: jax.Array) -> jax.Array:
         table = self.token_embed[...]
@@ -132,11 +161,19 @@ class VLA(nnx.Module):
         if image_mask is None:
             image_mask = jnp.ones((B, 2), bool)
         state = obs["state"] * obs.get("state_mask", jnp.ones_like(obs["state"], bool))
+        if not c.get("use_proprio", True):  # images and language only (see model config)
+            state = jnp.zeros_like(state)
         Ls, Np = c.max_subtask_len, self.num_patches
 
         parts = [  # (tokens [B, n, D], valid [B, n], group)
             (self._patches(obs["image"], 0), jnp.broadcast_to(image_mask[:, :1], (B, Np)), OBS),
             (self._patches(obs["wrist_image"], 1), jnp.broadcast_to(image_mask[:, 1:2], (B, Np)), OBS),
+        ]
+        if self.keypoint_stem is not None:
+            K = c.keypoints
+            parts += [(self._keypoint_tokens(obs["image"], 0), jnp.broadcast_to(image_mask[:, :1], (B, K)), OBS),
+                      (self._keypoint_tokens(obs["wrist_image"], 1), jnp.broadcast_to(image_mask[:, 1:2], (B, K)), OBS)]
+        parts += [
             (self._text(obs["instruction"], self.text_pos[...]), obs["instruction"] != 0, OBS),
             # The proprio token is always a valid key, so no attention row is ever empty.
             (self.state_proj(state.astype(jnp.float32))[:, None, :], jnp.ones((B, 1), bool), OBS),
@@ -144,6 +181,10 @@ class VLA(nnx.Module):
              jnp.ones((B, Ls), bool), QUERY),
             (self._text(subtask, self.subtask_pos[...]), subtask != 0, SUBTASK),
         ]
+        if self.action_queries is not None:
+            H = c.action_horizon
+            parts.append((jnp.broadcast_to(self.action_queries[...].astype(self.dtype), (B, H, c.width)),
+                          jnp.ones((B, H), bool), ACTQ))
         x = constrain(jnp.concatenate([p[0] for p in parts], axis=1), BTD)
         key_valid = jnp.concatenate([p[1] for p in parts], axis=1)
         groups = np.concatenate([np.full(p[0].shape[1], p[2]) for p in parts])
@@ -221,6 +262,11 @@ class VLA(nnx.Module):
         loss = action_loss + c.subtask_loss_weight * subtask_loss
         metrics = {"loss": loss, "action_loss": action_loss, "subtask_loss": subtask_loss,
                    "subtask_accuracy": subtask_acc}
+        if self.action_queries is not None:
+            direct = self.action_readout(prefix[:, groups == ACTQ]).astype(jnp.float32)
+            query_loss = flow.masked_weighted_mse(direct, actions, mask, batch["action_loss_weight"])
+            loss = loss + c.action_queries_weight * query_loss
+            metrics.update(loss=loss, action_query_loss=query_loss)
         return loss, metrics
 
     def predict_subtask(self, obs) -> jax.Array:
@@ -239,6 +285,8 @@ class VLA(nnx.Module):
         if subtask is None:
             subtask = self.predict_subtask(obs)
         prefix, key_valid, groups = self._encode(obs, subtask)
+        if c.get("inference", "flow") == "queries":   # the action queries' direct regression
+            return self.action_readout(prefix[:, groups == ACTQ]).astype(jnp.float32)
         source_kv, source_mask = self._expert_source(prefix, key_valid, groups)
         B = obs["image"].shape[0]
         noise = jax.random.normal(rng, (B, c.action_horizon, c.max_action_dim), jnp.float32)

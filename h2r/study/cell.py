@@ -85,6 +85,7 @@ def collect_result(study_dir: str, cell: dag.Cell) -> dict[str, Any]:
         if evaluation is None:
             raise StudyError(f"cell {cell.id}: `h2r eval` succeeded but wrote no {here}/eval.json")
         result["eval"] = evaluation
+        result["eval_target_robot"] = dag.read_json(os.path.join(here, dag.IN_DISTRIBUTION))
         emb_dir = os.path.join(here, "embeddings")
         result["embeddings"] = dag.read_json(os.path.join(emb_dir, "embeddings.json"))
         tsne = os.path.join(emb_dir, "tsne.png")

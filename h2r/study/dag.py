@@ -110,6 +110,12 @@ def cotrain_overrides(config, target: str, weight: float, seed: int, data: str, 
     return _overrides(keys) + _overrides(config.train.overrides) + _overrides(config.train.cotrain_overrides)
 
 
+# Robot-only eval cells also evaluate the target robot on its own co-training task (in
+# distribution): the report shows it beside the held-out result, so a reader sees whether the
+# baseline works before reading a gain.
+IN_DISTRIBUTION = "eval_target_robot.json"
+
+
 def _cotrain_and_eval(config, study_dir, h2r, train_config, data, level, seed, target, pre_id, base,
                       data_deps) -> list[Cell]:
     cells = []
@@ -124,6 +130,10 @@ def _cotrain_and_eval(config, study_dir, h2r, train_config, data, level, seed, t
              *cotrain_overrides(config, target, weight, seed, data, init_from)),), params))
         commands = [(*h2r, "eval", "--workdir", co_dir, "--setting", target, "--episodes",
                      str(config.eval.episodes), "--out", os.path.join(ev_dir, "eval.json"), *config.eval.extra_args)]
+        if float(weight) == 0:  # robot-only: is the policy competent at its own task at all?
+            commands.append((*h2r, "eval", "--workdir", co_dir, "--setting", f"{target}:target-robot",
+                             "--episodes", str(config.eval.episodes), "--record", "0",
+                             "--out", os.path.join(ev_dir, IN_DISTRIBUTION), *config.eval.extra_args))
         if config.eval.embeddings and float(weight) > 0:
             commands.append((*h2r, "eval", "embeddings", "--workdir", co_dir, "--out", os.path.join(ev_dir, "embeddings")))
         cells.append(Cell(ev_id, "eval", (co_id,), tuple(commands), params))

@@ -49,6 +49,13 @@ def episode_progress(evaluation: dict[str, Any], successes: np.ndarray) -> np.nd
     return np.where(successes > 0, 1.0, np.clip(done, 0.0, 1.0))
 
 
+def _success_of(evaluation: dict[str, Any] | None) -> dict[str, Any] | None:
+    """{success_rate, ci95, episodes} of an eval.json, or None when there is none."""
+    if not evaluation:
+        return None
+    return {k: evaluation.get(k) for k in ("success_rate", "ci95", "episodes")}
+
+
 def _flatten_numbers(obj: Any, prefix: str = "") -> dict[str, float]:
     """{'probe_accuracy': {'accuracy': .6}} -> {'probe_accuracy.accuracy': .6}; numbers only."""
     out: dict[str, float] = {}
@@ -77,6 +84,7 @@ def collect(study_dir: str) -> dict[str, Any]:
                          success_rate=float(successes.mean()), mean_progress=float(progress.mean()),
                          episodes=int(successes.size),
                          ci95=result["eval"].get("ci95"),
+                         in_distribution=_success_of(result.get("eval_target_robot")),
                          overlap=_flatten_numbers(result.get("embeddings") or {}),
                          tsne=os.path.join(dag.cell_dir(study_dir, cell.id), result["tsne"])
                          if result.get("tsne") else None))
@@ -300,6 +308,23 @@ def _success_table(levels, targets, weights, success) -> str:
     return f"<table><tr><th>level</th>{head}</tr>{''.join(body)}</table>"
 
 
+def _competence_table(rows) -> str:
+    """Robot-only cells: success on the target robot's own task (in distribution) and on the
+    held-out setting, per cell (level, seed, target)."""
+    body = []
+    for r in sorted(rows, key=lambda r: (r["level_index"], r["seed"], r["target"])):
+        own = r.get("in_distribution")
+        if float(r["human_weight"]) != 0 or own is None:
+            continue
+        lo, hi = own["ci95"]
+        body.append(f"<tr><th>{html.escape(r['level'])}</th><td>{r['seed']}</td><td>{html.escape(r['target'])}</td>"
+                    f"<td>{own['success_rate']:.3f} [{lo:.3f}, {hi:.3f}]</td><td>{r['success_rate']:.3f}</td></tr>")
+    if not body:
+        return "<p>No robot-only cell has an in-distribution evaluation.</p>"
+    return ("<table><tr><th>level</th><th>seed</th><th>target</th><th>own task (in distribution)</th>"
+            f"<th>held-out setting</th></tr>{''.join(body)}</table>")
+
+
 def _gain_table(levels, targets, gain) -> str:
     cols = [*targets, ALL_TARGETS]
     weights = sorted({g["human_weight"] for g in gain})
@@ -374,7 +399,7 @@ def write_report(study_dir: str) -> str:
 
     cells_out = [dict(id=r["id"], level=r["level"], seed=r["seed"], target=r["target"],
                       human_weight=r["human_weight"], success_rate=r["success_rate"], episodes=r["episodes"],
-                      mean_progress=r["mean_progress"],
+                      mean_progress=r["mean_progress"], in_distribution=r["in_distribution"],
                       successes=int(r["successes"].sum()), ci95=r["ci95"], overlap=r["overlap"])
                  for r in collected["rows"]]
     results = dict(study=config.name, levels=levels, targets=targets, human_weights=weights,
@@ -395,6 +420,11 @@ def write_report(study_dir: str) -> str:
 <p>{len(levels)} pretraining levels × {len(config.seeds)} seeds × {len(targets)} target settings ×
 human-data weights {', '.join(f'{w:g}' for w in weights)}; {config.eval.episodes} evaluation episodes per cell.
 Intervals: 95% bootstrap ({config.report.bootstrap_samples} resamples of seeds, then episodes).</p>{warn}
+<h2>Is the robot-only baseline competent?</h2>
+<p>Robot-only co-trained policies evaluated closed loop on their own co-training task (episode seeds
+never trained on) beside the held-out setting. A gain from human data is only meaningful on top of a
+baseline that works.</p>
+{_competence_table(collected['rows'])}
 <h2>Emergence curve: gain from human data vs pretraining diversity</h2>
 {_img(curve, 'emergence curve', '900px')}
 {_gain_table(levels, targets, stats['gain'])}

@@ -144,9 +144,12 @@ class MetricLogger:
         self._collection = None
         self._losses: list[tuple[int, jax.Array]] = []
         self._window_start = (None, None)  # (step, time) at the start of the averaging window
+        self._loop_start = None            # when this process started training (train_s)
 
     def start(self, step: int):
         self._window_start = (step, time.perf_counter())
+        if self._loop_start is None:
+            self._loop_start = self._window_start[1]
 
     def record(self, step: int, step_metrics: Mapping[str, jax.Array]):
         """Adds one step's metrics (device arrays; no host sync). `step` counts finished steps."""
@@ -177,6 +180,9 @@ class MetricLogger:
         scalars.update(dict(extra))
         scalars["steps_per_s"] = steps_per_s
         scalars["samples_per_s"] = steps_per_s * self.global_batch_size
+        # Wall time since this process began training (compilation included): the learning
+        # benchmark's x axis. A resumed run counts from its resumption.
+        scalars["train_s"] = time.perf_counter() - self._loop_start
         if self.flops_per_step:
             scalars["flops_per_s"] = steps_per_s * self.flops_per_step
         self.writer.write_scalars(step, scalars)
@@ -184,7 +190,7 @@ class MetricLogger:
         if self.is_main:
             eta = (self.total_steps - step) / steps_per_s if steps_per_s > 0 else float("inf")
             terms = " ".join(f"{k} {scalars[k]:.4g}" for k in sorted(scalars)
-                             if k not in ("steps_per_s", "samples_per_s", "flops_per_s", "lr"))
+                             if k not in ("steps_per_s", "samples_per_s", "flops_per_s", "lr", "train_s"))
             print(f"step {step}/{self.total_steps} {terms} lr {scalars.get('lr', 0):.3g} "
                   f"{steps_per_s:.2f} steps/s ETA {format_duration(eta)}", file=self.stream, flush=True)
         self._collection = None

@@ -40,6 +40,7 @@ LOGICAL_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
     ("qkv", None),
     ("vocab", None),      # word-level vocabularies are small and rarely divide the mesh
     ("patch", None),
+    ("conv", None),       # the keypoint stem's small conv kernels
     ("state", None),
     ("action", None),
     ("seq", None),

@@ -82,9 +82,17 @@ def lr_schedule(train_config) -> optax.Schedule:
         decay_steps=max(int(train_config.steps), warmup + 1), end_value=0.1 * float(train_config.lr))
 
 
+NO_DECAY = ("image_pos", "text_pos", "subtask_pos", "action_pos", "view_embed", "query_slots", "channel_embed",
+            "action_queries")
+
+
 def make_optimizer(train_config) -> optax.GradientTransformation:
-    """Global-norm clipping, then AdamW (no decay on vectors: norms, biases, positions)."""
-    decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)  # noqa: E731
+    """Global-norm clipping, then AdamW. Weight decay only on matrices that transform features:
+    not on vectors (norms, biases) nor on learned positions and slot/channel embeddings, which
+    decay would pull toward zero where the data gives them little gradient."""
+    def decay_mask(params):
+        return jax.tree_util.tree_map_with_path(
+            lambda path, p: p.ndim >= 2 and not any(str(getattr(k, "key", k)) in NO_DECAY for k in path), params)
     return optax.chain(
         optax.clip_by_global_norm(float(train_config.grad_clip)),
         optax.adamw(lr_schedule(train_config), b1=0.9, b2=0.95,

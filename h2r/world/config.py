@@ -32,6 +32,11 @@ class EnvConfig:
     max_distractors: int = 3        # caps a scene's distractor count (<= 3)
     steps_after_success: int = 3    # an episode ends this many steps after success
     expert_noise: float = 1.0       # scale of the scripted experts' motion noise
+    # DART (Laskey et al. 2017): the expert's motion noise is executed, but robots record the
+    # noise-free action the expert intended in the state it reached. The data then covers the
+    # states a slightly-off policy visits, labelled with how to correct, and the labels are a
+    # function of the state (noisy labels teach a policy to imitate noise).
+    record_intended: bool = False
     tracking_noise: float = 0.05    # human action: uniform noise in [-b, b] per dim (action units)
     ego_motion: float = 1.0         # scale of the human head camera's per-step jitter
     wrist_half_extent: float = 0.17  # half width of the wrist view (table units)

@@ -19,7 +19,7 @@ from h2r.world import tables as tb
 from h2r.world.config import EnvConfig
 from h2r.world.state import State
 
-GRASP_RADIUS = 0.045
+GRASP_RADIUS = 0.09        # about three pixels at 32 px: a learned policy reaches about that precisely
 PUSH_RADIUS = 0.05          # a pushable object's center is kept this far from the grasp point
 PUSH_SUBSTEPS = 4
 STACK_DISTANCE = 0.035      # an object released this close to another's center lies on top of it

@@ -71,23 +71,49 @@ def _fixture_parts(s: State) -> Parts:
     return Parts(*(x.reshape((-1,) + x.shape[2:]) for x in p))
 
 
+OUTLINE = 0.012      # table units: the rim drawn around every object (see _outline_rgb)
+
+
+def _outline_rgb(s: State):
+    """A rim that contrasts with the table: dark on light tables, light on dark ones.
+
+    Why: objects are a few pixels wide at CPU resolutions, and some share the table's colour
+    (a white egg on the white lab table differed by ~0.05 RGB); a contrasting rim, like a
+    shadow, keeps every object findable in every scene without changing its colour.
+    """
+    table = jnp.asarray(tb.SCENE_TABLE_RGB)[s.spec.scene]
+    light = jnp.dot(table, jnp.array([0.299, 0.587, 0.114])) > 0.45
+    return jnp.where(light, jnp.full(3, 0.12), jnp.full(3, 0.92))
+
+
 def _object_parts(s: State, which) -> Parts:
-    """Parts of the objects `which` (int [M] slot indices), each only if active."""
+    """Parts of the objects `which` (int [M] slot indices), each only if active: a rim (the
+    first part, grown by OUTLINE) and then the object's own parts, OBJ_DRAWN parts per object."""
+    rim_rgb = _outline_rgb(s)
+
     def one(i):
         t = s.obj_type[i]
         fields = jnp.asarray(tb.OBJ_PARTS)[t]
         rgb = _shade(jnp.asarray(tb.COLOR_RGB)[s.obj_color[i]], fields, jnp.asarray(tb.OBJ_RGB)[t],
                      jnp.asarray(tb.OBJ_HAS_RGB)[t])
-        return _local_parts(fields, rgb, s.obj_pos[i], s.obj_angle[i], jnp.asarray(tb.OBJ_VALID)[t] & s.obj_active[i])
+        rim = fields[:1].at[:, 4].add(OUTLINE).at[:, 5].set(0.0)
+        fields = jnp.concatenate([rim, fields])
+        rgb = jnp.concatenate([rim_rgb[None], rgb])
+        valid = jnp.asarray(tb.OBJ_VALID)[t]
+        return _local_parts(fields, rgb, s.obj_pos[i], s.obj_angle[i],
+                            jnp.concatenate([valid[:1], valid]) & s.obj_active[i])
     p = jax.vmap(one)(which)
     return Parts(*(x.reshape((-1,) + x.shape[2:]) for x in p))
+
+
+OBJ_DRAWN = tb.P_OBJ + 1
 
 
 def _table_objects(s: State) -> Parts:
     """Objects on the table (not held), lower level first."""
     order = jnp.argsort(s.obj_level * 16 + jnp.arange(s.obj_level.shape[0]))
     p = _object_parts(s, order)
-    not_held = jnp.repeat((s.obj_level[order] < 2), tb.P_OBJ)
+    not_held = jnp.repeat((s.obj_level[order] < 2), OBJ_DRAWN)
     return p._replace(on=p.on & not_held)
 
 

@@ -151,7 +151,14 @@ def _eggs(draws, n):
 
 
 def _eggs_in_carton(draws, variant, cap):
-    return _eggs(draws, min(3, cap))
+    """Eggs alternate white and brown (random start): no two eggs of a pair look alike, so the
+    subtask text ("pick up the brown egg") always names one egg the image can point to."""
+    n = min(3, cap)
+    d = _eggs(draws, n)
+    start = draws.randint(2)
+    white = (jnp.arange(NUM_TASK_OBJECTS) + start) % 2 == 0
+    d["obj_color"] = jnp.where(white, tb.COLOR_ID["white"], tb.COLOR_ID["brown"]).astype(jnp.int32)
+    return d
 
 
 # Sorting: white eggs fill the left side's cells (0, 4, 1, 5), brown eggs the right side's (3, 7, 2, 6).
@@ -323,6 +330,7 @@ def reset(spec: EpisodeSpec, env_config: EnvConfig = EnvConfig()) -> State:
     u = draws.uniform((4,))
     entry_x = 0.3 + 0.4 * u[0]
     ee = _start_effector(spec.embodiment, u[1:3], entry_x)
+    pos = _nearest_first(pos, ee, jnp.sum(task["move_active"]))
     return State(
         spec=spec, t=jnp.int32(0), key=world_key, ee=ee, ee_prev=ee, grip=jnp.float32(0), held=jnp.int32(-1),
         held_offset=jnp.zeros(2), obj_pos=pos, obj_angle=angle, obj_type=obj_type,
@@ -337,6 +345,21 @@ def reset(spec: EpisodeSpec, env_config: EnvConfig = EnvConfig()) -> State:
         skin=jnp.asarray(tb.SKIN_RGB)[draws.randint(len(tb.SKIN_RGB))],
         sleeve=jnp.asarray(tb.SLEEVE_RGB)[draws.randint(len(tb.SLEEVE_RGB))],
         entry_x=jnp.where(human, entry_x, 0.5), light=0.06 * (u[3] - 0.5))
+
+
+def _nearest_first(pos, ee, num_moves):
+    """Reorders the moved objects' positions (slots 0..num_moves-1, moved in slot order) so the
+    one nearest the effector's start goes first.
+
+    Why: with a random order, two equivalent objects (two eggs, possibly of one colour) are taken
+    in an order that neither the image nor the subtask text reveals, so the demonstrations are
+    multimodal and a policy that replans switches between targets. Nearest-first is a rule a
+    policy can read from the first frame, and it is what a person does.
+    """
+    slot = jnp.arange(pos.shape[0])
+    dist = jnp.linalg.norm(pos - ee[None], axis=-1)
+    order = jnp.argsort(jnp.where(slot < num_moves, dist, 10.0 + slot))   # the others keep their slots
+    return pos[order]
 
 
 def _start_effector(embodiment, u, entry_x):

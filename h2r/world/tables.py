@@ -41,7 +41,7 @@ OBJ_ID = {t.name: i for i, t in enumerate(cat.OBJECT_TYPES)}
 FIX_ID = {f.name: i for i, f in enumerate(cat.FIXTURE_TYPES)}
 
 OBJ_PARTS, OBJ_RGB, OBJ_HAS_RGB, OBJ_VALID = _parts_table([t.parts for t in cat.OBJECT_TYPES], P_OBJ)
-OBJECT_SCALE = 1.2    # objects are drawn this much larger than their catalogue sizes (readability at 64 px)
+OBJECT_SCALE = 1.5    # objects are drawn this much larger than their catalogue sizes (readability at 32-64 px)
 OBJ_PARTS[..., :6] *= OBJECT_SCALE
 FIX_PARTS, FIX_RGB, FIX_HAS_RGB, FIX_VALID = _parts_table([f.parts for f in cat.FIXTURE_TYPES], P_FIX)
 # Which colors each object / fixture type may take: [types, colors] masks.

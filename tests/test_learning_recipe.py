@@ -1,0 +1,110 @@
+"""What the learning recipe relies on (BUILD_NOTES.md, "Learning: what mattered"): demonstrations
+a policy can read (nearest object first, eggs of a pair look different), progress that does not
+depend on the order, statistics that never see evaluation episodes, weight decay that leaves
+positions alone, and the keypoint / conv stems."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from h2r.data import sources, stats
+from h2r.model import VLA, model_config
+from h2r.model.example_batch import example_batch
+from h2r.train import trainer
+from h2r.world import catalogue, dynamics, tasks
+from h2r.world.config import TINY, make_specs
+from h2r.world.state import reset
+
+FAMILIES = ("eggs_in_carton", "sort_eggs_by_color", "bussing", "tidy")
+
+
+def _resets(family, n=24, embodiment="trident_arm"):
+    specs = make_specs("oak_kitchen", family, embodiment, list(range(100, 100 + n)))
+    return jax.vmap(lambda s: reset(s, TINY))(specs)
+
+
+def test_the_nearest_object_is_moved_first():
+    for family in FAMILIES:
+        s = _resets(family)
+        gp = np.asarray(jax.vmap(dynamics.grasp_point)(s))
+        for i in range(len(gp)):
+            moved = np.flatnonzero(np.asarray(s.move_active[i]))
+            objects = np.asarray(s.obj_pos[i])[np.asarray(s.move_obj[i])[moved]]
+            dist = np.linalg.norm(objects - np.asarray(s.ee[i]), axis=-1)
+            assert dist[0] == dist.min(), (family, i, dist)
+            assert len(moved) >= 2, family   # the target tasks keep two or more objects
+
+
+def test_the_eggs_of_a_pair_differ_in_colour():
+    s = _resets("eggs_in_carton", n=32)
+    colours = np.asarray(s.obj_color)[:, :2]
+    assert np.all(colours[:, 0] != colours[:, 1])
+    names = {catalogue.COLOR_NAMES[c] for c in colours.ravel()}
+    assert names == {"white", "brown"}
+
+
+def test_progress_counts_moves_done_in_any_order():
+    s = jax.tree.map(lambda x: x[0], _resets("eggs_in_carton", n=1))
+    assert int(tasks.phase(s)) == 0
+    center, _ = tasks.move_region(s)
+    # The second egg placed first: one move done, the expert's current move is still the first.
+    placed = s._replace(obj_pos=s.obj_pos.at[s.move_obj[1]].set(center[1]))
+    assert int(tasks.current_move(placed)) == 0
+    assert int(tasks.phase(placed)) == 2
+    # Holding the first egg after that: carrying phase of the second move.
+    holding = placed._replace(held=s.move_obj[0])
+    assert int(tasks.phase(holding)) == 3
+
+
+def test_stats_leave_out_heldout_eval_episodes(micro_dataset):
+    setting = catalogue.SETTINGS[0]
+    dataset = sources.RLDSDataset(sources.find_version_dir(str(micro_dataset / f"h2r_{setting.target_embodiment}")),
+                                  "train")
+    index = dataset.index
+    heldout = np.asarray(index.metadata["setting"]) == "heldout-eval"
+    assert heldout.any(), "micro data has held-out evaluation episodes of the target robot"
+    computed = stats.dataset_stats(dataset)
+    keep = ~heldout[index.step_episode]
+    assert computed["num_steps_used"] == int(keep.sum()) < index.num_steps
+    np.testing.assert_allclose(computed["action"]["mean"], index.action[keep].mean(0), rtol=1e-6)
+
+
+def test_weight_decay_spares_positions_and_embeddings():
+    config = model_config("tiny")
+    params = nnx.state(VLA(config, rngs=nnx.Rngs(0)), nnx.Param).to_pure_dict()
+    zero_grads = jax.tree.map(jnp.zeros_like, params)
+    tx = trainer.make_optimizer(ml_collections.ConfigDict(dict(lr=1e-2, warmup_steps=0, steps=10,
+                                                               weight_decay=0.5, grad_clip=1.0)))
+    updates, _ = tx.update(zero_grads, tx.init(params), params)
+    # With zero gradients only weight decay moves a parameter.
+    assert float(jnp.abs(updates["image_pos"]).max()) == 0.0
+    assert float(jnp.abs(updates["keypoint_stem"]["channel_embed"]).max()) == 0.0
+    assert float(jnp.abs(updates["blocks"][0]["mlp"]["up"]["kernel"]).max()) > 0.0
+
+
+def test_keypoint_and_conv_stems_train():
+    for overrides in (dict(keypoints=8), dict(keypoints=4, stem="conv", patch_size=4)):
+        config = model_config("tiny")
+        config.update(depth=1, expert_depth=1, **overrides)
+        model = VLA(config, rngs=nnx.Rngs(0))
+        batch = {k: jnp.asarray(v) for k, v in example_batch(config, 4).items()}
+        kp = model.keypoint_stem.keypoints(batch["image"])
+        assert kp.shape == (4, config.keypoints, 2) and float(jnp.abs(kp).max()) <= 1.0
+        grads = nnx.grad(lambda m: m.compute_loss(batch, jax.random.key(0))[0])(model).to_pure_dict()
+        assert float(jnp.abs(grads["keypoint_stem"]["kernel1"]).sum()) > 0.0
+        assert model.sample_actions(batch, jax.random.key(1)).shape == (4, config.action_horizon, config.max_action_dim)
+
+
+def test_dart_records_the_intended_action_for_robots_only():
+    from h2r.world import episodes
+    env = dataclasses.replace(TINY, record_intended=True)
+    specs = make_specs("oak_kitchen", "eggs_in_carton", ["trident_arm", "human"], [7, 7])
+    robot, human = episodes.rollout_expert(specs, env, batch_size=2)
+    # The robot executed noisy commands but records noise-free ones; the human records its motion.
+    assert not np.allclose(robot["action"], robot["command"][:, :robot["action"].shape[1]])
+    assert robot["success"]
+    noise = np.abs(human["action"] - human["command"][:, :2])
+    assert noise.max() <= env.tracking_noise + 1e-6
