@@ -105,19 +105,17 @@ def planned_episodes(data_config):
 
 
 def pretrain_combinations(data_config) -> tuple[tuple[str, str, int], ...]:
-    """The (scene, task_family, variant) combinations of the data's pretraining episodes, in plan
-    order: the first num_scenes scenes x first num_task_families task families (or the explicit
-    task_families) x variants, pretrain-allowed, exactly as h2r.data.plan plans them (the same
-    for every embodiment)."""
+    """The (scene, task_family, variant) combinations the data pretrained on
+    (h2r.data.plan.pretrain_combinations); an error when it generated no pretraining episodes."""
     from h2r.data import plan  # noqa: PLC0415
 
-    combos = dict.fromkeys((e.scene, e.task_family, e.variant)
-                           for e in planned_episodes(data_config) if e.setting == plan.PRETRAIN)
+    config = _as_config(data_config)
+    combos = tuple(plan.pretrain_combinations(config)) if config.get("episodes_per_combination", 0) > 0 else ()
     if not combos:
         raise DataError("the run's data has no pretraining episodes (episodes_per_combination="
-                        f"{_as_config(data_config).get('episodes_per_combination')}), so {PRETRAIN}:ROBOT has no "
+                        f"{config.get('episodes_per_combination')}), so {PRETRAIN}:ROBOT has no "
                         "combinations to evaluate")
-    return tuple(combos)
+    return combos
 
 
 def planned_seeds(data_config, embodiment: str) -> frozenset[int]:

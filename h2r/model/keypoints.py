@@ -32,7 +32,9 @@ class KeypointStem(nnx.Module):
                  rngs: nnx.Rngs, dtype=jnp.float32):
         self.kernel1, self.bias1 = conv_params(rngs, 3, channels)
         # No bias on the last conv: a softmax over pixels ignores a per-channel constant, so its
-        # gradient would be rounding noise (and differ between device layouts).
+        # gradient would be rounding noise (and differ between device layouts). The bias
+        # conv_params makes is dropped rather than never made: making it draws from `rngs`, and
+        # keeping that draw keeps every later initialization (and the measured figures) as they were.
         self.kernel2, _ = conv_params(rngs, channels, num_keypoints)
         # The softmax's sharpness is learned (per channel), from `temperature` at init.
         self.log_temperature = param(rngs, nnx.initializers.constant(np.log(temperature)), (num_keypoints,), ("conv",))
