@@ -5,7 +5,6 @@ overrides, exactly as ml_collections' config_flags parse them (typos in keys are
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Sequence
 
@@ -36,9 +35,15 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
         "config", default=None, flag_values=flag_values, lock_config=True, sys_argv=argv)
     try:
         flag_values(argv)
+    except SyntaxError as e:
+        raise ConfigError(f"config file {e.filename or file_part}, line {e.lineno}: {e.msg}") from None
     except (flags.Error, KeyError, AttributeError, ValueError, TypeError) as e:
         raise ConfigError(f"config {path!r} with overrides {list(overrides)}: {e}") from e
-    return flag_values.config
+    config = flag_values.config
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"config file {file_part}: get_config() returned a {type(config).__name__}; "
+                          "it must return an ml_collections.ConfigDict")
+    return config
 
 
 def save_config(config: ml_collections.ConfigDict, path: str) -> None:
@@ -50,5 +55,8 @@ def save_config(config: ml_collections.ConfigDict, path: str) -> None:
 
 
 def config_from_json(path: str) -> ml_collections.ConfigDict:
-    with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+    """A run's config.json (a named error when it is missing or not JSON)."""
+    from h2r.files import read_json  # noqa: PLC0415
+
+    return ml_collections.ConfigDict(read_json(
+        path, "run config", "is this a run directory written by `h2r train`?"))

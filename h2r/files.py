@@ -3,16 +3,59 @@
 Every JSON, PNG and text file h2r writes goes through `atomic_write`: a temp file next to the
 target (same filesystem, so the rename is atomic), flushed to disk, then renamed over it.
 The temp name carries the host and pid, so processes sharing a filesystem never collide.
+A full disk is one line naming the path and the free space (`DiskFullError`), never a
+half-written file. `lock` makes a directory or output one writer's at a time.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
+import shutil
 import socket
+import time
 from typing import Any, Iterator
 
-from h2r.errors import DataError
+from h2r.errors import DataError, H2RError
+
+
+class DiskFullError(H2RError):
+    """No space (or quota) left while writing: the message names the path and the free space."""
+
+
+class LockedError(H2RError):
+    """Another process holds the lock: the message names it (host, pid, since when)."""
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_error(path: str, why: str) -> DiskFullError:
+    """The one-line error for a write to `path` that ran out of space."""
+    where = os.path.dirname(os.path.abspath(path)) or "."
+    try:
+        free = f"{shutil.disk_usage(where).free / 2 ** 20:.1f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    return DiskFullError(f"no space left writing {path} ({free} on its filesystem; {why}); "
+                         "nothing was half-written: free space and rerun")
+
+
+def no_space(error: BaseException) -> str | None:
+    """Why, when `error` or its cause/context chain is an out-of-space failure (an OSError, or
+    a library's error that carries the OS message, e.g. tensorstore's in orbax); else None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _NO_SPACE:
+            return error.strerror
+        for errno_value in _NO_SPACE:
+            if os.strerror(errno_value) in str(error):
+                return os.strerror(errno_value)
+        error = error.__cause__ or error.__context__
+    return None
 
 
 @contextlib.contextmanager
@@ -22,16 +65,32 @@ def atomic_write(path: str, mode: str = "w") -> Iterator[Any]:
     root, ext = os.path.splitext(path)
     # Keep the extension last: matplotlib and PIL pick the format from it.
     tmp = f"{root}.tmp-{socket.gethostname()}-{os.getpid()}{ext}"
+    with disk_full_as_error(path):
+        try:
+            with open(tmp, mode) as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+            raise
+
+
+@contextlib.contextmanager
+def disk_full_as_error(path: str) -> Iterator[None]:
+    """An out-of-space failure anywhere in the block (also inside a library, e.g. orbax's
+    background writes) becomes one DiskFullError naming `path` and the free space."""
     try:
-        with open(tmp, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+        yield
+    except DiskFullError:
         raise
+    except Exception as e:
+        full = no_space(e)
+        if full is None:
+            raise
+        raise disk_full_error(path, full) from e
 
 
 def write_json(path: str, obj: Any, indent: int = 2, **kwargs) -> None:
@@ -50,3 +109,61 @@ def read_json(path: str, what: str, hint: str) -> Any:
         raise DataError(f"{what} {path} not found; {hint}") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{what} {path} is not valid JSON ({e}); {hint}") from e
+
+
+def check_writable(path: str) -> None:
+    """Creates `path`'s directory and writes (then removes) a probe file there: a command that
+    ends by writing `path` finds out before its work, not after (a full disk: DiskFullError)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    probe = os.path.join(directory, f".probe-{os.path.basename(path)}")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with atomic_write(probe) as f:
+            f.write("probe")
+        os.remove(probe)
+    except OSError as e:
+        raise H2RError(f"cannot write {path}: {e.strerror} ({directory})") from None
+
+
+@contextlib.contextmanager
+def lock(path: str, what: str) -> Iterator[None]:
+    """Holds an exclusive lock on the file `path` for the block, or raises LockedError at once
+    naming the holder. The kernel drops the lock when its holder dies (flock), so a killed
+    process never leaves a stale lock behind; the file's text (host, pid) only names it."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    f = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise LockedError(f"{what} is in use by {holder} (lock {path}); wait for it to finish, "
+                              "or stop it first") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"host {socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        f.flush()
+        yield
+    finally:
+        f.close()  # releases the lock
+
+
+def output_lock(out: str, what: str):
+    """`lock` for an output file or directory `out`: a hidden `.NAME.lock` beside it."""
+    out = os.path.abspath(out)
+    return lock(os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.lock"), what)
+
+
+def is_locked(path: str) -> bool:
+    """True while some process holds `lock(path)`."""
+    try:
+        f = open(path)
+    except FileNotFoundError:
+        return False
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False

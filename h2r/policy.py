@@ -179,7 +179,8 @@ def _stats_arrays(norm_stats: dict) -> dict:
 
 
 def load_policy(workdir: str, step: int | None = None, *, ema: bool = False) -> Policy:
-    """Restores the policy of run `workdir` at `step` (latest by default) onto the local device.
+    """Restores the policy of run `workdir` at `step` onto the local device; by default the newest
+    step that reads (a damaged newer step is named in a warning on stderr).
 
     ema=True uses the exponential moving average of the params instead of the raw params.
     """
@@ -197,8 +198,8 @@ def load_policy(workdir: str, step: int | None = None, *, ema: bool = False) -> 
     abstract_params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
                                    trainer.str_keys(nnx.to_pure_dict(abstract_state)))
     manager = checkpoint.make_manager(workdir, read_only=True)
-    try:
-        step = checkpoint.resolve_step(manager, step, workdir)
+
+    def restore(step):
         checkpoint.check_params_match(manager, step, abstract_params, checkpoint.checkpoint_dir(workdir))
         if ema:
             # The EMA lives in train_state: restore that item whole (its structure needs the optimizer).
@@ -210,14 +211,15 @@ def load_policy(workdir: str, step: int | None = None, *, ema: bool = False) -> 
                 lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), abstract_train_state)
             restored = manager.restore(step, args=ocp.args.Composite(
                 train_state=ocp.args.StandardRestore(abstract_train_state), extra=ocp.args.JsonRestore()))
-            params = restored["train_state"]["ema"]
-        else:
-            restored = manager.restore(step, args=ocp.args.Composite(
-                params=ocp.args.StandardRestore(abstract_params), extra=ocp.args.JsonRestore()))
-            params = restored["params"]
+            return restored["train_state"]["ema"], restored["extra"]
+        restored = manager.restore(step, args=ocp.args.Composite(
+            params=ocp.args.StandardRestore(abstract_params), extra=ocp.args.JsonRestore()))
+        return restored["params"], restored["extra"]
+    try:  # the newest readable step unless `step` is given (a damaged newer one is named)
+        (params, extra), step, _ = checkpoint.restore_newest(manager, workdir, restore, step)
     finally:
         manager.close()
-    norm_stats = restored["extra"]["norm_stats"]
+    norm_stats = extra["norm_stats"]
     tokenizer = None
     tok_path = os.path.join(workdir, "tokenizer.json")
     if os.path.exists(tok_path):

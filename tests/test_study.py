@@ -62,10 +62,10 @@ def test_every_shipped_study_config_is_valid_and_ids_are_stable(tmp_path):
     for name in ("tiny", "micro", "paper", "human_scaling", "factorial"):
         config = load_study_config(os.path.join(ROOT, "experiments", "study", f"{name}.py"))
         grid.validate(config, ROOT)
-        cells = dag.plan(config, str(tmp_path / name), ROOT)
+        cells = dag.plan(config, ROOT)
         ids = [c.id for c in cells]
         assert len(ids) == len(set(ids))
-        assert ids == [c.id for c in dag.plan(config, str(tmp_path / name), ROOT)]
+        assert ids == [c.id for c in dag.plan(config, ROOT)]
         seen = set()
         for cell in cells:  # dependency order, and pretrain -> cotrain -> eval
             assert all(d in seen for d in cell.deps), cell.id
@@ -75,10 +75,10 @@ def test_every_shipped_study_config_is_valid_and_ids_are_stable(tmp_path):
     paper = load_study_config(os.path.join(ROOT, "experiments", "study", "paper.py"))
     assert list(paper.levels) == ["0", "0.25", "0.5", "0.75", "1.0", "1.0+other"]
     # Level 0 has no pretraining: its co-training starts from scratch, straight after the data.
-    cells = {c.id: c for c in dag.plan(paper, str(tmp_path / "p"), ROOT)}
+    cells = {c.id: c for c in dag.plan(paper, ROOT)}
     assert cells["cotrain-d0.00-s0-sort_eggs-h0.00"].deps == ("data",)
     assert cells["cotrain-d0.50-s1-sort_eggs-h0.50"].deps == ("pretrain-d0.50-s1-trident_arm",)
-    assert "--config.train.init_from=" + dag.cell_dir(str(tmp_path / "p"), "pretrain-d0.50-s1-trident_arm") in \
+    assert "--config.train.init_from=" + dag.in_study("pretrain-d0.50-s1-trident_arm") in \
         cells["cotrain-d0.50-s1-sort_eggs-h0.50"].commands[0]
 
 

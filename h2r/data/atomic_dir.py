@@ -6,6 +6,10 @@ when it raises, the temporary directory is deleted and `out` is left exactly as 
 Replacing an existing `out` swaps the two directories in one `renameat2(RENAME_EXCHANGE)` call
 where the kernel and filesystem allow it, else with two renames (the old one kept until the
 new one is in place).
+
+The whole block holds `out`'s lock (a hidden `.NAME.lock` beside it, h2r.files.output_lock): a
+second writer into the same `out` is refused at once, naming the first. Temporary directories
+left beside it by a killed writer (no lock held for their name any more) are removed first.
 """
 from __future__ import annotations
 
@@ -17,7 +21,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
+from h2r import files
 from h2r.errors import DataError
+
+_TEMP_MARKS = (".incomplete-", ".old-")
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -33,8 +40,31 @@ def staging(out: str | os.PathLike, *, overwrite: bool,
     unrelated files.
     """
     out = Path(out).absolute()
-    _check_target(out, overwrite=overwrite, is_ours=is_ours)
     out.parent.mkdir(parents=True, exist_ok=True)
+    with files.output_lock(str(out), f"data directory {out}"):
+        _check_target(out, overwrite=overwrite, is_ours=is_ours)
+        remove_stale(out)
+        with _staged(out) as tmp:
+            yield tmp
+
+
+def remove_stale(out: Path) -> list[Path]:
+    """Removes `.NAME.incomplete-*` / `.NAME.old-*` directories beside `out` whose writer is gone
+    (those of `out` itself: its lock is ours; others: nobody holds `.NAME.lock`); returns them."""
+    removed, parent = [], out.parent
+    for path in parent.iterdir():
+        mark = next((m for m in _TEMP_MARKS if m in path.name), None)
+        if not path.name.startswith(".") or mark is None or not path.is_dir():
+            continue
+        name = path.name[1:path.name.index(mark)]
+        if name == out.name or not files.is_locked(str(parent / f".{name}.lock")):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def _staged(out: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.incomplete-", dir=out.parent))
     # mkdtemp makes the folder 0700 and the rename keeps it: give it the mode a plain mkdir would
     # (data on a shared cluster must stay readable by the other users' jobs).

@@ -106,8 +106,9 @@ def _world_source(config, embodiment: str):
 class Progress:
     """One line every few seconds: done/total, rate and ETA (to stderr, so stdout stays clean)."""
 
-    def __init__(self, total: int, every_s: float = 2.0, stream=sys.stderr):
-        self.total, self.every_s, self.stream = total, every_s, stream
+    def __init__(self, total: int, every_s: float = 2.0, stream=None):
+        # sys.stderr when called, not at import (a captured/replaced stderr may be closed since).
+        self.total, self.every_s, self.stream = total, every_s, stream or sys.stderr
         self.done_count, self.start, self.last = 0, time.time(), 0.0
 
     def update(self, item: plan_lib.PlannedEpisode) -> None:

@@ -55,6 +55,26 @@ def find_version_dir(path: str) -> str:
     raise DataError(f"{path!r} is not a tfds dataset: no dataset_info.json in it or in a version folder")
 
 
+def open_builder(version_dir: str):
+    """tfds.builder_from_directory, with a DataError naming the metadata file that does not parse
+    (tfds raises a protobuf/JSON error that names no file)."""
+    import tensorflow_datasets as tfds  # noqa: PLC0415
+
+    try:
+        return tfds.builder_from_directory(version_dir)
+    except Exception as e:  # noqa: BLE001  (protobuf ParseError, JSONDecodeError, ...)
+        bad = []
+        for name in ("dataset_info.json", "features.json"):
+            try:
+                with open(os.path.join(version_dir, name)) as f:
+                    json.load(f)
+            except (OSError, ValueError) as err:
+                bad.append(f"{os.path.join(version_dir, name)} ({type(err).__name__}: {err})")
+        what = "; ".join(bad) or f"{version_dir} ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        raise DataError(f"cannot read the tfds metadata of dataset {version_dir}: {what}; regenerate or "
+                        "restore the dataset") from None
+
+
 def list_datasets(root: str) -> dict[str, str]:
     """Dataset name -> version dir for every tfds dataset directly under `root`."""
     if not os.path.isdir(root):
@@ -104,7 +124,7 @@ class RLDSDataset:
         self.dataset_dir = os.path.dirname(self.version_dir)
         self.version = os.path.basename(self.version_dir)
         self.split = split
-        builder = tfds.builder_from_directory(self.version_dir)
+        builder = open_builder(self.version_dir)
         self.name = builder.info.name
         self.kind = kind or standardize.kind_of(self.name)
         self.layout = standardize.layout(self.kind)
@@ -286,7 +306,14 @@ class RLDSDataset:
 
         path = self.frames_path(size)
         if os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(self.index_path):
-            return path
+            try:  # a truncated or foreign file (e.g. a copy cut short) is rebuilt, never read
+                shape = np.load(path, mmap_mode="r").shape
+                if shape == (self.index.num_steps, 2, size, size, 3):
+                    return path
+                problem = f"shape {shape}, expected {(self.index.num_steps, 2, size, size, 3)}"
+            except (OSError, ValueError) as e:
+                problem = f"{type(e).__name__}: {e}"
+            print(f"{path}: unreadable ({problem}); rebuilding the frame cache", file=sys.stderr, flush=True)
         tmp = f"{path}.tmp-{os.getpid()}.npy"
         frames = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                            shape=(self.index.num_steps, 2, size, size, 3))

@@ -48,9 +48,24 @@ def training_steps(index) -> np.ndarray:
     return ~excluded[index.step_episode]
 
 
+def check_finite(values, what: str, key: str, hint: str = "") -> None:
+    """A DataError naming `what`, `key` and the first non-finite dimension of a vector."""
+    bad = ~np.isfinite(np.asarray(values, np.float64))
+    if bad.any():
+        raise DataError(f"{what}: '{key}' has a non-finite value (NaN/inf) at dimension "
+                        f"{int(np.flatnonzero(bad)[0])}; h2r refuses to train or normalize with it{hint}")
+
+
 def dataset_stats(dataset) -> dict:
     index = dataset.index
     keep = training_steps(index)
+    for key in ("action", "state"):  # NaN/inf data would give NaN stats: name the step instead
+        values = getattr(index, key)
+        bad = ~np.all(np.isfinite(values), axis=1)
+        if bad.any():
+            step = int(np.flatnonzero(bad)[0])
+            check_finite(values[step], f"dataset {dataset.name!r} ({dataset.version_dir}) episode "
+                         f"{int(index.step_episode[step])} step {int(index.step_t[step])}", f"steps/{key}")
     return {"dataset": dataset.name, "kind": dataset.kind, "split": dataset.split,
             "num_episodes": int(index.num_episodes), "num_steps": int(index.num_steps),
             "num_steps_used": int(keep.sum()),
@@ -69,10 +84,13 @@ def load(path: str) -> dict:
     """Loads a norm_stats.json (a file, or a dataset directory holding one)."""
     if os.path.isdir(path):
         path = os.path.join(path, FILENAME)
-    stats = files.read_json(path, "normalization stats", "run `h2r data stats DIR`")
+    refresh = f"recompute them with `h2r data stats {os.path.dirname(os.path.dirname(os.path.abspath(path)))} --refresh`"
+    stats = files.read_json(path, "normalization stats", refresh)
     for key in ("action", "state"):
         if key not in stats or any(k not in stats[key] for k in ("mean", "std", "q01", "q99")):
-            raise DataError(f"normalization stats {path}: '{key}' needs mean, std, q01, q99")
+            raise DataError(f"normalization stats {path}: '{key}' needs mean, std, q01, q99; {refresh}")
+        for k in ("mean", "std", "q01", "q99"):
+            check_finite(stats[key][k], f"normalization stats {path}", f"{key}.{k}", f"; {refresh}")
     return stats
 
 

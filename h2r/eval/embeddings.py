@@ -182,14 +182,15 @@ def main(args) -> int:
         per_state=args.per_state, max_frames=args.max_frames, seed=args.seed)
     print(f"eval embeddings: {len(human_frames.image)} human + {len(robot_frames.image)} robot frames "
           f"of matched states ({time.time() - start:.1f}s)", flush=True)
-    policy = h2r.load_policy(args.workdir, step=args.step)
-    human_emb, robot_emb = embed_frames(policy, human_frames), embed_frames(policy, robot_frames)
-    os.makedirs(args.out, exist_ok=True)
-    report = overlap_report(human_emb, robot_emb, human_frames, robot_frames,
-                            os.path.join(args.out, "tsne.png"), seed=args.seed,
-                            title=f"{os.path.basename(os.path.abspath(args.workdir))}: {target}")
-    report.update(setting=target, step=int(policy.step), workdir=os.path.abspath(args.workdir))
-    write_json(report, os.path.join(args.out, "embeddings.json"))
+    files.check_writable(os.path.join(args.out, "embeddings.json"))
+    with files.output_lock(args.out, f"eval output {args.out}"):
+        policy = h2r.load_policy(args.workdir, step=args.step)
+        human_emb, robot_emb = embed_frames(policy, human_frames), embed_frames(policy, robot_frames)
+        report = overlap_report(human_emb, robot_emb, human_frames, robot_frames,
+                                os.path.join(args.out, "tsne.png"), seed=args.seed,
+                                title=f"{os.path.basename(os.path.abspath(args.workdir))}: {target}")
+        report.update(setting=target, step=int(policy.step), workdir=os.path.abspath(args.workdir))
+        write_json(report, os.path.join(args.out, "embeddings.json"))
     print(f"eval embeddings: probe accuracy {report['probe_accuracy']['accuracy']:.3f} (0.5 = overlap), "
           f"phase retrieval {report['phase_retrieval']['accuracy']:.3f} "
           f"(chance {report['phase_retrieval']['chance']:.3f}) -> {args.out}", flush=True)

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from h2r import files
 from h2r.errors import DataError
 
 
@@ -76,10 +77,11 @@ def main(args) -> int:
 
     config = config_from_json(os.path.join(args.workdir, "config.json"))
     policy = h2r.load_policy(args.workdir, step=args.step)
-    result = offline_error(policy, config, batches=args.batches, split=args.split, seed=args.seed)
-    result.update(step=int(policy.step), workdir=os.path.abspath(args.workdir))
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    write_json(result, args.out)
+    files.check_writable(args.out)
+    with files.output_lock(args.out, f"eval output {args.out}"):
+        result = offline_error(policy, config, batches=args.batches, split=args.split, seed=args.seed)
+        result.update(step=int(policy.step), workdir=os.path.abspath(args.workdir))
+        write_json(result, args.out)
     print(f"eval offline: normalized action MSE {result['mse']:.4f} "
           + ", ".join(f"{k} {v['mse']:.4f}" for k, v in result["per_dataset"].items()) + f" -> {args.out}")
     return 0

@@ -63,6 +63,7 @@ class RolloutOutcome:
     max_phase: np.ndarray      # int32 [N]: highest phase index reached
     num_phases: np.ndarray     # int32 [N]: phases of the episode's task
     frames: np.ndarray         # uint8 [R, T, H, 2W, 3]: head | wrist view, frozen after the end
+    finite: bool = True        # every action chunk the controller returned was finite
 
 
 def _select(done, old, new):
@@ -121,7 +122,8 @@ def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_st
         num = success(state).shape[0]
         rec = min(record, num)
         carry = dict(state=state, rng=rng, t=jnp.zeros((), jnp.int32), done=success(state),
-                     succeeded=success(state), length=jnp.zeros((num,), jnp.int32), max_phase=phase(state))
+                     succeeded=success(state), length=jnp.zeros((num,), jnp.int32), max_phase=phase(state),
+                     finite=jnp.ones((), bool))
         if rec:  # frames of the first `rec` episodes, rendered only for those
             first = _frame(observe(_head(state, rec)), rec)
             frames = jnp.zeros((rec, max_steps + 1) + first.shape[1:], jnp.uint8)
@@ -132,6 +134,7 @@ def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_st
             obs = {**observe(c["state"]), **extra_obs}
             chunk = controller(params, obs, c["state"], key)
             k = min(execute_steps, chunk.shape[1])
+            c = dict(c, finite=c["finite"] & jnp.all(jnp.isfinite(chunk)))  # NaN/inf: refused by evaluate
 
             def one_step(j, c):
                 state = _select(c["done"], c["state"], step(c["state"], chunk[:, j]))
@@ -155,7 +158,7 @@ def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_st
 
         c = jax.lax.while_loop(not_finished, plan_and_execute, carry)
         out = dict(success=c["succeeded"], length=c["length"], max_phase=c["max_phase"],
-                   num_phases=num_phases(state))
+                   num_phases=num_phases(state), finite=c["finite"])
         if rec:
             # The loop stops when every episode is done: frames after an episode's end repeat
             # its last frame (it is frozen), so GIFs end cleanly.
@@ -173,7 +176,8 @@ def outcome(arrays: dict) -> RolloutOutcome:
                           length=np.asarray(arrays["length"], np.int32),
                           max_phase=np.asarray(arrays["max_phase"], np.int32),
                           num_phases=np.asarray(arrays["num_phases"], np.int32),
-                          frames=np.asarray(arrays.get("frames", np.zeros((0, 0, 0, 0, 3))), np.uint8))
+                          frames=np.asarray(arrays.get("frames", np.zeros((0, 0, 0, 0, 3))), np.uint8),
+                          finite=bool(arrays.get("finite", True)))
 
 
 def phase_completion(max_phase: np.ndarray, success: np.ndarray, num_phases: np.ndarray) -> list[float]:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from h2r import files
 from h2r.errors import CheckpointError, DataError
 from h2r.eval import intervals
 
@@ -255,6 +256,10 @@ def evaluate(controller: Callable, params: Any, es: EvalSetting, episodes: int, 
         batch_states = jax.tree.map(lambda a: a[idx], states)
         extra = {"instruction": tokenize([texts[i] for i in idx])} if tokenize else {}
         out = rollout.outcome(run(params, batch_states, extra, jax.random.fold_in(jax.random.key(seed), b)))
+        if not out.finite:  # a policy that emits NaN/inf is broken: it gets no score
+            raise CheckpointError(f"eval {es.name}: the policy emitted non-finite (NaN/inf) actions in batch "
+                                  f"{b + 1}/{num_batches}; refusing to score it (check the run's "
+                                  "norm_stats.json and its training loss)")
         keep = min(batch_size, episodes - b * batch_size)
         parts.append(out if keep == batch_size else dataclasses.replace(
             out, success=out.success[:keep], length=out.length[:keep], max_phase=out.max_phase[:keep],
@@ -397,9 +402,7 @@ def env_config_of_run(config):
 def main(args) -> int:
     import h2r  # noqa: PLC0415
     from h2r.config import config_from_json  # noqa: PLC0415
-    from h2r.eval import rollout  # noqa: PLC0415
-    from h2r.eval.embeddings import write_json  # noqa: PLC0415
-    from h2r.world.config import ACTION_PAD, EnvConfig  # noqa: PLC0415
+    from h2r.world.config import EnvConfig  # noqa: PLC0415
 
     if args.setting.partition(":")[0] == PRETRAIN:   # a bad name is reported before anything loads
         check_robot(args.setting.partition(":")[2], args.setting)
@@ -407,16 +410,25 @@ def main(args) -> int:
         parse_setting(args.setting)
     data_config = data_config_of_run(config_from_json(_config_path(args.workdir)))
     es = parse_setting(args.setting, data_config)
-    excluded = planned_seeds(data_config, es.embodiment)
-    if es.role == PRETRAIN and not excluded:
-        print(f"eval {es.name}: note: the run's data has no episodes of {es.embodiment}", flush=True)
-    policy = h2r.load_policy(args.workdir, step=args.step)
-    env_config = EnvConfig.from_config(data_config)
-    horizon = int(policy.config.model.action_horizon)
-    execute_steps = args.execute_steps or 1
-    if execute_steps > horizon:
-        raise CheckpointError(f"--execute-steps={execute_steps} exceeds the model's action horizon {horizon}")
     out = args.out or os.path.join(args.workdir, "eval", f"{es.name.replace(':', '_')}.json")
+    files.check_writable(out)  # before the episodes, not after them
+    with files.output_lock(out, f"eval output {out}"):
+        excluded = planned_seeds(data_config, es.embodiment)
+        if es.role == PRETRAIN and not excluded:
+            print(f"eval {es.name}: note: the run's data has no episodes of {es.embodiment}", flush=True)
+        policy = h2r.load_policy(args.workdir, step=args.step)
+        execute_steps = args.execute_steps or 1
+        horizon = int(policy.config.model.action_horizon)
+        if execute_steps > horizon:
+            raise CheckpointError(f"--execute-steps={execute_steps} exceeds the model's action horizon {horizon}")
+        return _evaluate_to(out, args, policy, es, EnvConfig.from_config(data_config), execute_steps, excluded)
+
+
+def _evaluate_to(out, args, policy, es, env_config, execute_steps, excluded) -> int:
+    from h2r.eval import rollout  # noqa: PLC0415
+    from h2r.eval.embeddings import write_json  # noqa: PLC0415
+    from h2r.world.config import ACTION_PAD  # noqa: PLC0415
+
     result, outcome = evaluate(
         policy_controller(es.embodiment, ACTION_PAD), policy, es, args.episodes, env_config=env_config,
         seed=args.seed, execute_steps=execute_steps, max_steps=args.max_steps, batch_size=args.batch_size,
@@ -426,7 +438,6 @@ def main(args) -> int:
     media = rollout.save_strips(outcome.frames, outcome.length, media_dir) if args.record > 0 else []
     result.update(step=int(policy.step), workdir=os.path.abspath(args.workdir),
                   media=[os.path.relpath(p, os.path.dirname(os.path.abspath(out))) for p in media])
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     write_json(result, out)
     print(f"eval {es.name}: success {result['success_rate']:.3f} "
           f"[{result['ci95'][0]:.3f}, {result['ci95'][1]:.3f}] over {result['episodes']} episodes, "

@@ -33,11 +33,12 @@ def _die_with_parent() -> None:
         pass
 
 
-def spawn(argv: list[str], log_path: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Starts argv with stdout+stderr appended to log_path; it dies when its parent does."""
+def spawn(argv: list[str], log_path: str, env: dict[str, str] | None = None,
+          cwd: str | None = None) -> subprocess.Popen:
+    """Starts argv (in `cwd`) with stdout+stderr appended to log_path; it dies when its parent does."""
     log = open(log_path, "ab")
     try:
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
                                 env={**os.environ, **(env or {})}, preexec_fn=_die_with_parent)
     finally:
         log.close()
@@ -103,7 +104,7 @@ def run_cell(study_dir: str, cell_id: str, env: dict[str, str] | None = None) ->
     if rank > 0:
         if dag.is_complete(study_dir, cell.id):
             return 0
-        return _run_commands(cell, os.path.join(here, f"log.rank{rank}.txt"), env)
+        return _run_commands(cell, study_dir, os.path.join(here, f"log.rank{rank}.txt"), env)
     with open(os.path.join(here, "lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # waits for any other attempt at this cell
         if dag.is_complete(study_dir, cell.id):
@@ -118,7 +119,7 @@ def run_cell(study_dir: str, cell_id: str, env: dict[str, str] | None = None) ->
         log_path = os.path.join(here, "log.txt")
         with open(log_path, "a") as log:
             log.write(f"\n=== attempt at {time.strftime('%Y-%m-%d %H:%M:%S')} on {socket.gethostname()}\n")
-        code = _run_commands(cell, log_path, env)
+        code = _run_commands(cell, study_dir, log_path, env)
         try:
             result = collect_result(study_dir, cell) if code == 0 else None
         except StudyError as e:
@@ -135,11 +136,12 @@ def run_cell(study_dir: str, cell_id: str, env: dict[str, str] | None = None) ->
         return 0
 
 
-def _run_commands(cell: dag.Cell, log_path: str, env: dict[str, str] | None) -> int:
+def _run_commands(cell: dag.Cell, study_dir: str, log_path: str, env: dict[str, str] | None) -> int:
+    """The cell's commands in order, in the study directory (their paths are relative to it)."""
     for argv in cell.commands:
         with open(log_path, "a") as log:
             log.write("$ " + " ".join(argv) + "\n")
-        proc = spawn(list(argv), log_path, env)
+        proc = spawn(list(argv), log_path, env, cwd=study_dir)
         # Forward a SIGTERM (scancel, a stopping runner) so the trainer can checkpoint.
         previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
         try:

@@ -9,11 +9,14 @@ human weight) -> eval. Each cell is a run directory `S/cells/<id>/` holding
 plus whatever its commands write (a training run directory, eval outputs). Cell ids are
 stable: they are made of the cell's parameters, never of positions in a list, so a rerun (or
 a changed grid) finds every finished cell again.
+
+Commands name everything inside the study relative to S (`cells/<id>/...`) and run with S as
+their working directory, so a study copied or moved elsewhere reruns and reports there and
+never writes into the original.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -22,7 +25,7 @@ from typing import Any, Iterable
 import ml_collections
 
 from h2r import files
-from h2r.errors import StudyError
+from h2r.errors import DataError, StudyError
 from h2r.study import grid
 
 STUDY_FILE = "study.json"
@@ -44,24 +47,40 @@ class Cell:
 
 # ------------------------------------------------------------------------------------ files
 
-def read_json(path: str, default: Any = None) -> Any:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
+def read_json(path: str, default: Any = None, hint: str = "restore it, or delete it to plan it again") -> Any:
+    """Parsed JSON; `default` when the file is missing; a StudyError naming a file that does not parse."""
+    if not os.path.exists(path):
         return default
+    try:
+        return files.read_json(path, "study file", hint)
+    except DataError as e:
+        raise StudyError(str(e)) from None
 
 
 def cell_dir(study_dir: str, cell_id: str) -> str:
     return os.path.join(study_dir, "cells", cell_id)
 
 
+def in_study(cell_id: str, *parts: str) -> str:
+    """A path inside the study as its commands name it: relative to S (their working directory)."""
+    return os.path.join("cells", cell_id, *parts)
+
+
 def result_path(study_dir: str, cell_id: str) -> str:
     return os.path.join(cell_dir(study_dir, cell_id), "result.json")
 
 
+def read_result(study_dir: str, cell_id: str) -> dict | None:
+    """The cell's result, or None while it has none that parses (a truncated result.json, e.g.
+    from a full disk, means the cell is not done: it runs again)."""
+    try:
+        return read_json(result_path(study_dir, cell_id))
+    except StudyError:
+        return None
+
+
 def is_complete(study_dir: str, cell_id: str) -> bool:
-    return os.path.exists(result_path(study_dir, cell_id))
+    return read_result(study_dir, cell_id) is not None
 
 
 # ------------------------------------------------------------------------------------ the plan
@@ -85,10 +104,10 @@ def _weight_slug(w: float) -> str:
     return f"h{float(w):.2f}"
 
 
-def data_dir(config: ml_collections.ConfigDict, study_dir: str, root: str) -> str:
+def data_dir(config: ml_collections.ConfigDict, root: str) -> str:
     if config.data.dir:
         return os.path.abspath(os.path.join(root, config.data.dir))
-    return os.path.join(cell_dir(study_dir, "data"), "rlds")
+    return in_study("data", "rlds")
 
 
 def pretrain_overrides(config, level: grid.Level, seed: int, data: str, target: str) -> list[str]:
@@ -116,36 +135,37 @@ def cotrain_overrides(config, target: str, weight: float, seed: int, data: str, 
 IN_DISTRIBUTION = "eval_target_robot.json"
 
 
-def _cotrain_and_eval(config, study_dir, h2r, train_config, data, level, seed, target, pre_id, base,
+def _cotrain_and_eval(config, h2r, train_config, data, level, seed, target, pre_id, base,
                       data_deps) -> list[Cell]:
     cells = []
     for weight in config.human_weights:
         suffix = f"{level.slug}-s{seed}-{target}-{_weight_slug(weight)}"
         co_id, ev_id = f"cotrain-{suffix}", f"eval-{suffix}"
-        co_dir, ev_dir = cell_dir(study_dir, co_id), cell_dir(study_dir, ev_id)
+        co_dir = in_study(co_id)
         params = dict(base, target=target, human_weight=float(weight))
-        init_from = cell_dir(study_dir, pre_id) if level.pretrains else ""
+        init_from = in_study(pre_id) if level.pretrains else ""
         cells.append(Cell(co_id, "cotrain", (pre_id,) if level.pretrains else data_deps, (
             (*h2r, "train", "--config", train_config, "--workdir", co_dir,
              *cotrain_overrides(config, target, weight, seed, data, init_from)),), params))
         commands = [(*h2r, "eval", "--workdir", co_dir, "--setting", target, "--episodes",
-                     str(config.eval.episodes), "--out", os.path.join(ev_dir, "eval.json"), *config.eval.extra_args)]
+                     str(config.eval.episodes), "--out", in_study(ev_id, "eval.json"), *config.eval.extra_args)]
         if float(weight) == 0:  # robot-only: is the policy competent at its own task at all?
             commands.append((*h2r, "eval", "--workdir", co_dir, "--setting", f"{target}:target-robot",
                              "--episodes", str(config.eval.episodes), "--record", "0",
-                             "--out", os.path.join(ev_dir, IN_DISTRIBUTION), *config.eval.extra_args))
+                             "--out", in_study(ev_id, IN_DISTRIBUTION), *config.eval.extra_args))
         if config.eval.embeddings and float(weight) > 0:
-            commands.append((*h2r, "eval", "embeddings", "--workdir", co_dir, "--out", os.path.join(ev_dir, "embeddings")))
+            commands.append((*h2r, "eval", "embeddings", "--workdir", co_dir, "--out", in_study(ev_id, "embeddings")))
         cells.append(Cell(ev_id, "eval", (co_id,), tuple(commands), params))
     return cells
 
 
-def plan(config: ml_collections.ConfigDict, study_dir: str, root: str = ".") -> list[Cell]:
-    """All cells of the study in dependency order (every cell after its dependencies)."""
-    study_dir = os.path.abspath(study_dir)
+def plan(config: ml_collections.ConfigDict, root: str = ".") -> list[Cell]:
+    """All cells of the study in dependency order (every cell after its dependencies); paths
+    inside the study are relative to it (see `in_study`), so the plan does not depend on where
+    the study lives."""
     h2r = h2r_command(config)
     train_config = os.path.abspath(os.path.join(root, config.train.config))
-    data = data_dir(config, study_dir, root)
+    data = data_dir(config, root)
     cells: list[Cell] = []
     data_deps: tuple[str, ...] = ()
     if not config.data.dir:
@@ -163,11 +183,11 @@ def plan(config: ml_collections.ConfigDict, study_dir: str, root: str = ".") -> 
                 pre_id = f"pretrain-{level.slug}-s{seed}-{robot}"
                 if level.pretrains:
                     cells.append(Cell(pre_id, "pretrain", data_deps, (
-                        (*h2r, "train", "--config", train_config, "--workdir", cell_dir(study_dir, pre_id),
+                        (*h2r, "train", "--config", train_config, "--workdir", in_study(pre_id),
                          *pretrain_overrides(config, level, int(seed), data, robot_targets[0])),),
                         dict(base, robot=robot)))
                 for target in robot_targets:
-                    cells.extend(_cotrain_and_eval(config, study_dir, h2r, train_config, data, level, int(seed),
+                    cells.extend(_cotrain_and_eval(config, h2r, train_config, data, level, int(seed),
                                                    target, pre_id, dict(base, robot=robot), data_deps))
     return cells
 
@@ -197,7 +217,8 @@ def check_train_overrides(config: ml_collections.ConfigDict, cells: list[Cell], 
 
 def load_study(study_dir: str) -> tuple[ml_collections.ConfigDict, list[Cell]]:
     """The study written by `h2r study run` into S/study.json."""
-    study = read_json(os.path.join(study_dir, STUDY_FILE))
+    study = read_json(os.path.join(study_dir, STUDY_FILE), hint="rerun `h2r study run --config ... "
+                      f"--workdir {study_dir}` with the study's config to write it again")
     if study is None:
         raise StudyError(f"{study_dir!r} is not a study directory: {STUDY_FILE} is missing "
                          "(create it with `h2r study run --config ... --workdir ...`)")
@@ -229,7 +250,10 @@ def cell_state(study_dir: str, cell: Cell) -> str:
     """done | running | failed | pending, from the files (result.json is the only truth for done)."""
     if is_complete(study_dir, cell.id):
         return "done"
-    state = read_json(os.path.join(cell_dir(study_dir, cell.id), "state.json"), {})
+    try:  # advisory only: an unreadable state.json means nothing
+        state = read_json(os.path.join(cell_dir(study_dir, cell.id), "state.json"), {})
+    except StudyError:
+        state = {}
     if state.get("state") == "running" and _attempt_alive(study_dir, cell.id):
         return "running"
     if state.get("state") == "failed":
@@ -239,18 +263,7 @@ def cell_state(study_dir: str, cell: Cell) -> str:
 
 def _attempt_alive(study_dir: str, cell_id: str) -> bool:
     """A running attempt holds the cell's lock; a dead one (killed runner) no longer does."""
-    import fcntl  # noqa: PLC0415
-
-    path = os.path.join(cell_dir(study_dir, cell_id), "lock")
-    if not os.path.exists(path):
-        return False
-    with open(path) as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-        return False
+    return files.is_locked(os.path.join(cell_dir(study_dir, cell_id), "lock"))
 
 
 def summarize(study_dir: str, cells: list[Cell]) -> dict[str, Any]:

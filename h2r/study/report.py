@@ -74,7 +74,7 @@ def collect(study_dir: str) -> dict[str, Any]:
     for cell in cells:
         if cell.kind != "eval":
             continue
-        result = dag.read_json(dag.result_path(study_dir, cell.id))
+        result = dag.read_result(study_dir, cell.id)
         if result is None:
             missing.append(cell.id)
             continue

@@ -50,7 +50,7 @@ def prepare(config_path: str | None, overrides, study_dir: str, root: str = ".")
         return dag.load_study(study_dir)
     config = load_study_config(config_path, overrides)
     grid.validate(config, root)
-    cells = dag.plan(config, study_dir, root)
+    cells = dag.plan(config, root)
     dag.check_train_overrides(config, cells, root)
     dag.save_study(study_dir, config, cells)
     return config, cells

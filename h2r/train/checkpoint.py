@@ -16,11 +16,18 @@ Reading `params` with orbax alone (any device count, no h2r), as numpy arrays:
 Kept: the last `keep` steps, every `keep_period`-th step, and the best one by training loss.
 Saves are asynchronous (orbax writes in a background thread, into a temporary directory that
 is renamed when complete), so a run killed mid-save never leaves a half-written step behind.
+
+A step damaged after it was written (a truncated tensor file, a corrupt `_METADATA`) is found
+when it is read: `restore_newest` then falls back to the newest step that reads, with a warning
+naming the bad one, and resuming moves the bad step aside to W/checkpoints.corrupt/ (kept, never
+deleted) so the run can save that step again. `verify` reads every array of a step.
 """
 from __future__ import annotations
 
+import json
 import os
-from typing import Any
+import sys
+from typing import Any, Callable
 
 import grain
 import jax
@@ -28,7 +35,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint._src.checkpoint_managers import preservation_policy as ocp_preservation
 
-from h2r.errors import CheckpointError
+from h2r.errors import CheckpointError, H2RError
 
 ITEMS = ("params", "train_state", "data_iter", "extra")
 
@@ -48,7 +55,10 @@ def make_manager(workdir: str, *, keep: int = 3, keep_period: int | None = None,
         policies.append(ocp_preservation.EveryNSteps(interval_steps=keep_period))
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocp_preservation.AnyPreservationPolicy(policies),
-        enable_async_checkpointing=asynchronous, read_only=read_only, create=not read_only)
+        enable_async_checkpointing=asynchronous, read_only=read_only, create=not read_only,
+        # A save cut short (a full disk, a kill) leaves `<step>.orbax-checkpoint-tmp`: never a step,
+        # and removed when the run starts again.
+        cleanup_tmp_directories=not read_only)
     directory = checkpoint_dir(workdir)
     if read_only and not os.path.isdir(directory):
         raise CheckpointError(f"{directory} does not exist: {workdir!r} is not a training run directory")
@@ -110,15 +120,74 @@ def resolve_step(manager: ocp.CheckpointManager, step: int | None, workdir: str)
     return step
 
 
+def reason(error: BaseException) -> str:
+    """The first line of an orbax/tensorstore error (they run to hundreds of lines)."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200] if text else ''}"
+
+
+def restore_newest(manager: ocp.CheckpointManager, workdir: str, restore: Callable[[int], Any],
+                   step: int | None = None, stream=None) -> tuple[Any, int, list[int]]:
+    """(`restore(s)`, s, unreadable steps) for `step`, or by default the newest step that reads:
+    each unreadable newer step is named in a warning on `stream` (stderr). An H2RError (e.g. a
+    checkpoint of another model) is not damage: it is raised as it is."""
+    where = checkpoint_dir(workdir)
+    steps = [resolve_step(manager, step, workdir)] if step is not None else \
+        sorted(manager.all_steps(), reverse=True)
+    if not steps:
+        raise CheckpointError(f"no complete checkpoint in {where}")
+    bad: list[int] = []
+    reasons: list[str] = []
+    for s in steps:
+        try:
+            return restore(s), s, bad
+        except H2RError:
+            raise
+        except Exception as e:  # noqa: BLE001  (tensorstore raises plain Exception)
+            bad.append(s)
+            reasons.append(reason(e))
+            if step is not None:
+                raise CheckpointError(f"checkpoint step {s} in {where} is unreadable ({reason(e)}); "
+                                      f"`h2r checkpoint info {workdir} --verify` lists the intact steps") from None
+            print(f"h2r: warning: checkpoint step {s} in {where} is unreadable ({reason(e)}); "
+                  "trying the previous step", file=stream or sys.stderr, flush=True)
+    raise CheckpointError(f"no readable checkpoint in {where}: steps {bad} are all unreadable "
+                          f"(step {bad[0]}: {reasons[0]})")
+
+
+def move_aside(manager: ocp.CheckpointManager, workdir: str, steps: list[int], stream=None) -> None:
+    """Moves unreadable steps to W/checkpoints.corrupt/<step> (kept for inspection), so the
+    resumed run saves those steps again; the manager rereads its directory."""
+    if steps and jax.process_index() == 0:
+        aside = checkpoint_dir(workdir) + ".corrupt"
+        os.makedirs(aside, exist_ok=True)
+        for s in steps:
+            target = os.path.join(aside, str(s))
+            n = 1
+            while os.path.exists(target):
+                target, n = os.path.join(aside, f"{s}.{n}"), n + 1
+            os.rename(os.path.join(checkpoint_dir(workdir), str(s)), target)
+            print(f"h2r: warning: moved unreadable checkpoint step {s} to {target}",
+                  file=stream or sys.stderr, flush=True)
+    if steps and jax.process_count() > 1:
+        from jax.experimental import multihost_utils  # noqa: PLC0415
+        multihost_utils.sync_global_devices("h2r: unreadable checkpoints moved aside")
+    if steps:
+        manager.reload()
+
+
 def restore_params(workdir: str, abstract_params, step: int | None = None) -> tuple[Any, int]:
-    """Restores only `params` of run `workdir` into the structure/shardings of `abstract_params`."""
+    """Restores only `params` of run `workdir` into the structure/shardings of `abstract_params`
+    (the newest readable step unless `step` is given)."""
     manager = make_manager(workdir, read_only=True)
+    where = checkpoint_dir(workdir)
+
+    def restore(s):
+        check_params_match(manager, s, abstract_params, where)
+        return manager.restore(s, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract_params)))["params"]
     try:
-        step = resolve_step(manager, step, workdir)
-        check_params_match(manager, step, abstract_params, checkpoint_dir(workdir))
-        restored = manager.restore(step, args=ocp.args.Composite(
-            params=ocp.args.StandardRestore(abstract_params)))
-        return restored["params"], step
+        params, step, _ = restore_newest(manager, workdir, restore, step)
+        return params, step
     finally:
         manager.close()
 
@@ -134,18 +203,41 @@ def restore_extra(workdir: str, step: int | None = None) -> tuple[dict, int]:
         manager.close()
 
 
-def restore_for_training(manager: ocp.CheckpointManager, step: int, *, abstract_params,
-                         abstract_train_state, data_iter, workdir: str):
-    """Restores params, train state and the data iterator (in place) for resuming."""
-    check_params_match(manager, step, abstract_params, checkpoint_dir(workdir))
-    try:
-        restored = manager.restore(step, args=ocp.args.Composite(
+def restore_for_training(manager: ocp.CheckpointManager, *, abstract_params, abstract_train_state,
+                         data_iter, workdir: str, stream=None):
+    """Restores params, train state and the data iterator (in place) of the newest readable step
+    for resuming; unreadable newer steps are moved aside. Returns (params, train_state, step)."""
+    where = checkpoint_dir(workdir)
+
+    def restore(step):
+        check_params_match(manager, step, abstract_params, where)
+        return manager.restore(step, args=ocp.args.Composite(
             params=ocp.args.StandardRestore(abstract_params),
             train_state=ocp.args.StandardRestore(abstract_train_state),
             data_iter=grain.checkpoint.CheckpointRestore(data_iter)))
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        raise CheckpointError(f"cannot resume from {checkpoint_dir(workdir)} step {step}: {e}") from e
-    return restored["params"], restored["train_state"]
+    restored, step, bad = restore_newest(manager, workdir, restore, stream=stream)
+    move_aside(manager, workdir, bad, stream)
+    return restored["params"], restored["train_state"], step
+
+
+def verify(workdir: str, step: int) -> str | None:
+    """Reads every array and JSON item of `step` (as numpy, any device count); None when all
+    read, else the first problem."""
+    path = os.path.join(checkpoint_dir(workdir), str(step))
+    try:
+        for item in ("params", "train_state"):
+            ckptr = ocp.PyTreeCheckpointer()
+            tree = ckptr.metadata(os.path.join(path, item)).item_metadata.tree
+            ckptr.restore(os.path.join(path, item), restore_args=jax.tree.map(
+                lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree))
+        for item in ("extra", "data_iter"):
+            for name in os.listdir(os.path.join(path, item)):
+                if name.endswith(".json") or name == "metadata":
+                    with open(os.path.join(path, item, name)) as f:
+                        json.load(f)
+    except Exception as e:  # noqa: BLE001
+        return reason(e)
+    return None
 
 
 def abstract_like(tree):

@@ -10,6 +10,7 @@ Co-training: config.train.init_from names a finished run; its params initialize 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -252,14 +253,28 @@ def jit_train_step(setup: Setup, ema_decay: float):
                    out_shardings=(setup.params_sh, setup.state_sh, None), donate_argnums=(0, 1))
 
 
+LOCK_FILE = "train.lock"   # W/train.lock: one `h2r train` per run directory at a time
+
+
 def train(config: ml_collections.ConfigDict, workdir: str, *, stream=None) -> dict[str, Any]:
     """Trains (or resumes) the run in `workdir`. Returns {"step", "preempted", "last_metrics"}.
 
     Resuming uses the config given now (e.g. a larger train.steps extends the run; the cosine
-    schedule is then stretched to the new length).
+    schedule is then stretched to the new length). Everything is validated (config, lock,
+    checkpoint restore) before anything in `workdir` is written, so a refused run changes nothing.
     """
     stream = stream or sys.stdout
     workdir = os.path.abspath(workdir)
+    if int(config.train.steps) < 1:
+        raise ConfigError(f"train.steps must be >= 1, got {config.train.steps}")
+    is_main = jax.process_index() == 0
+    # Another `h2r train` on this run directory is refused at once (the holder is named).
+    with files.lock(os.path.join(workdir, LOCK_FILE), f"run directory {workdir}") if is_main \
+            else contextlib.nullcontext():
+        return _train(config, workdir, is_main, stream)
+
+
+def _train(config, workdir: str, is_main: bool, stream) -> dict[str, Any]:
     tc = config.train
     _check_layout(config)
     mesh = sharding.make_mesh(config.mesh)
@@ -267,11 +282,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stream=None) -> di
     if tc.batch_size % divisor:
         raise ConfigError(f"train.batch_size={tc.batch_size} must be a multiple of {divisor} "
                           f"(devices along the mesh's data x fsdp axes)")
-    is_main = jax.process_index() == 0
     data_iter = make_data_iterator(config)  # first: it prepares stats and tokenizer if missing
     check_tokenizer(config)
     norm_stats = read_norm_stats(config)
-    write_run_files(config, workdir, norm_stats)
     extra = {"config": json.loads(config.to_json_best_effort()), "norm_stats": norm_stats}
 
     with sharding.use_mesh(mesh):
@@ -283,22 +296,33 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, stream=None) -> di
         except BaseException:
             manager.close()
             raise
+        if start_step >= int(tc.steps):  # a finished run: nothing to do, nothing rewritten
+            manager.close()
+            print(f"{workdir} is already at step {start_step} (train.steps={tc.steps}): nothing to do",
+                  file=stream, flush=True)
+            return {"step": start_step, "preempted": False, "last_metrics": {}}
+        if is_main:
+            metrics.truncate_jsonl(workdir, start_step)
+        write_run_files(config, workdir, norm_stats)  # only now: the checkpoints beside it fit it
         step_fn = jit_train_step(setup, float(tc.ema_decay))
-        return _loop(config, workdir, mesh, manager, step_fn, params, train_state, data_iter,
-                     start_step, extra, is_main, stream)
+        with files.disk_full_as_error(checkpoint.checkpoint_dir(workdir)):
+            return _loop(config, workdir, mesh, manager, step_fn, params, train_state, data_iter,
+                         start_step, extra, is_main, stream)
 
 
 def _initial_state(config, workdir, setup: Setup, manager, data_iter, is_main, stream):
-    """Resume from W's latest checkpoint; else init (co-training: params of train.init_from)."""
+    """Resume from W's newest readable checkpoint; else init (co-training: params of train.init_from)."""
     tc = config.train
-    start_step = manager.latest_step()
     params = train_state = None
-    if start_step is not None:
-        params, train_state = checkpoint.restore_for_training(
-            manager, start_step, abstract_params=setup.abstract_params,
-            abstract_train_state=setup.abstract_train_state, data_iter=data_iter, workdir=workdir)
-        if is_main:
-            metrics.truncate_jsonl(workdir, start_step)
+    if manager.all_steps():
+        params, train_state, start_step = checkpoint.restore_for_training(
+            manager, abstract_params=setup.abstract_params, abstract_train_state=setup.abstract_train_state,
+            data_iter=data_iter, workdir=workdir)
+        if start_step > int(tc.steps):
+            raise ConfigError(f"{workdir} holds checkpoints up to step {start_step} but train.steps={tc.steps}: "
+                              f"a run cannot be shortened (its config.json says train.steps="
+                              f"{_saved_steps_setting(workdir)}); use a new --workdir or --config.train.steps>="
+                              f"{start_step}")
         print(f"resumed {workdir} from step {start_step}", file=stream, flush=True)
     else:
         start_step = 0
@@ -311,6 +335,14 @@ def _initial_state(config, workdir, setup: Setup, manager, data_iter, is_main, s
     if train_state is None:
         train_state = fresh_train_state(setup.tx, params, tc, setup.state_sh)
     return params, train_state, start_step
+
+
+def _saved_steps_setting(workdir: str):
+    try:
+        with open(os.path.join(workdir, "config.json")) as f:
+            return json.load(f)["train"]["steps"]
+    except (OSError, ValueError, KeyError):
+        return "?"
 
 
 def _make_train_state(tx, params, seed: int):
