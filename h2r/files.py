@@ -129,24 +129,35 @@ def check_writable(path: str) -> None:
 def lock(path: str, what: str) -> Iterator[None]:
     """Holds an exclusive lock on the file `path` for the block, or raises LockedError at once
     naming the holder. The kernel drops the lock when its holder dies (flock), so a killed
-    process never leaves a stale lock behind; the file's text (host, pid) only names it."""
+    process never blocks the next one; the file's text (host, pid) only names the holder, and
+    the file is removed when the block ends."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    f = open(path, "a+")
-    try:
+    while True:
+        f = open(path, "a+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "another process"
+            f.close()
             raise LockedError(f"{what} is in use by {holder} (lock {path}); wait for it to finish, "
                               "or stop it first") from None
+        try:  # the holder before us may have removed the file after we opened it: lock the new one
+            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        f.close()
+    try:
         f.seek(0)
         f.truncate()
         f.write(f"host {socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         f.flush()
         yield
     finally:
-        f.close()  # releases the lock
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)  # while still holding it: whoever opens it next makes a new one
+        f.close()
 
 
 def output_lock(out: str, what: str):

@@ -13,17 +13,8 @@ TIMING_KEYS = ("wall_s", "episodes_per_s")
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, micro_dataset):
-    from h2r.config import load_config
-    from h2r.train.trainer import train
-
-    workdir = str(tmp_path_factory.mktemp("eval_run") / "run")
-    config = load_config(os.path.join(ROOT, "experiments", "train", "tiny.py"), [
-        f"--config.data.dir={micro_dataset}", "--config.data.kind=cotrain", "--config.data.target=sort_eggs",
-        "--config.data.human=True", "--config.train.steps=2", "--config.train.batch_size=8",
-        "--config.train.checkpoint_every=2", "--config.train.log_every=1", "--config.train.warmup_steps=1"])
-    train(config, workdir, stream=io.StringIO())
-    return workdir
+def tiny_run(micro_run):
+    return micro_run  # tests/conftest.py: 2 steps on the micro data, shared with tests/test_faults.py
 
 
 def _eval(workdir, out, seed=0):

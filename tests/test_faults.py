@@ -1,7 +1,7 @@
 """Faults and bad input (issue 11): each case drives the real CLI (in-process, `h2r.cli.main`)
 on micro data or a tiny run, and asserts the exit code, that the message names the file/key,
 and that nothing already written changed (file hashes before and after). One tiny synthetic run
-and one micro-data run are shared; a test that damages a directory works on a copy.
+(here) and one micro-data run (conftest.py) are shared; a test that damages one works on a copy.
 BUILD_NOTES.md ("Faults and bad input covered by the suite") lists every case and its test."""
 from __future__ import annotations
 
@@ -28,18 +28,16 @@ from h2r.policy import load_policy
 from h2r.train import checkpoint, trainer
 
 MICRO_DATA = os.path.join(tu.ROOT, "experiments", "data", "micro.py")
-LOCKS = (".lock",)  # lock files name their last holder: the one file a refused command may touch
 
 
 def hashes(root) -> dict[str, str]:
-    """{relative path: sha256} of every file under root (lock files left out)."""
+    """{relative path: sha256} of every file under root."""
     out = {}
     for dirpath, _, names in os.walk(root):
         for name in names:
-            if not name.endswith(LOCKS):
-                path = os.path.join(dirpath, name)
-                with open(path, "rb") as f:
-                    out[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
     return out
 
 
@@ -79,18 +77,6 @@ def run3(tmp_path_factory):
     return workdir
 
 
-@pytest.fixture(scope="module")
-def micro_run(tmp_path_factory, micro_dataset):
-    """A run trained 1 step on the micro data (what `h2r eval` needs: generation.json)."""
-    workdir = str(tmp_path_factory.mktemp("faults") / "micro_run")
-    config = load_config(tu.TINY, [
-        f"--config.data.dir={micro_dataset}", "--config.data.kind=cotrain", "--config.data.target=sort_eggs",
-        "--config.train.steps=1", "--config.train.batch_size=8", "--config.train.warmup_steps=1",
-        "--config.model.depth=1", "--config.model.expert_depth=1"])
-    trainer.train(config, workdir, stream=io.StringIO())
-    return workdir
-
-
 @contextlib.contextmanager
 def small_filesystem(path, size: str):
     """A tmpfs of `size` at `path` (a full disk for real); skips where mounting is not allowed."""
@@ -104,13 +90,18 @@ def small_filesystem(path, size: str):
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-def hold_lock(path: str) -> subprocess.Popen:
-    """Another process holding h2r's lock `path` (until killed)."""
+@contextlib.contextmanager
+def another_holder(path: str):
+    """Another process holding h2r's lock `path` for the block."""
     proc = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom h2r import files\n"
                              "with files.lock(sys.argv[1], 'test'):\n    print('held', flush=True)\n"
                              "    time.sleep(600)\n", path], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "held"
-    return proc
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 # ------------------------------------------------------------------ 1. copied/moved studies
@@ -136,6 +127,7 @@ def test_refused_resume_leaves_the_run_directory_unchanged(run3, tmp_path, capsy
 # ------------------------------------------------------------------ 3. one writer per directory
 def test_second_train_on_a_workdir_is_refused_and_a_dead_holders_lock_is_not(run3, tmp_path, capsys):
     workdir = copy(run3, tmp_path / "run")
+    shutil.rmtree(os.path.join(workdir, "checkpoints", "3"))  # so that the last command has a step to train
     lock = os.path.join(workdir, trainer.LOCK_FILE)
     first = subprocess.Popen([tu.H2R, *train_argv(workdir, 1000, "--config.train.checkpoint_every=1000")],
                              env=tu.env(1, None), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -143,30 +135,27 @@ def test_second_train_on_a_workdir_is_refused_and_a_dead_holders_lock_is_not(run
         deadline = time.time() + 120
         while f"pid {first.pid}" not in (open(lock).read() if os.path.exists(lock) else ""):
             assert first.poll() is None and time.time() < deadline, "the first h2r train never took the lock"
-            time.sleep(0.1)
+            time.sleep(0.05)
+        first.send_signal(signal.SIGSTOP)  # frozen while it holds the lock: every change is the second's
         before = hashes(workdir)
-        code, err = h2r(capsys, *train_argv(workdir, 4))
+        code, err = h2r(capsys, *train_argv(workdir, 3))
         assert code == 1 and f"run directory {workdir} is in use by host" in err and f"pid {first.pid}" in err, err
         assert hashes(workdir) == before
     finally:
-        first.kill()  # SIGKILL: the lock file stays, its lock is gone with the process
+        first.kill()  # SIGKILL: its lock file stays behind, the lock itself goes with the process
         first.wait()
-    code, err = h2r(capsys, *train_argv(workdir, 4))
+    assert os.path.exists(lock)
+    code, err = h2r(capsys, *train_argv(workdir, 3))
     assert code == 0, err
-    assert max(tu.saved_steps(workdir)) == 4
+    assert tu.saved_steps(workdir) == [1, 2, 3] and not os.path.exists(lock)
 
 
 def test_second_data_generate_into_one_out_is_refused_and_stale_temp_dirs_are_cleaned(tmp_path, capsys):
     out = tmp_path / "data"
-    holder = hold_lock(str(tmp_path / ".data.lock"))
-    try:
-        code, err = h2r(capsys, "data", "generate", "--config", MICRO_DATA,
-                        "--out", out)
+    with another_holder(str(tmp_path / ".data.lock")) as holder:
+        code, err = h2r(capsys, "data", "generate", "--config", MICRO_DATA, "--out", out)
         assert code == 1 and f"data directory {out} is in use by host" in err and f"pid {holder.pid}" in err, err
         assert not out.exists()
-    finally:
-        holder.kill()
-        holder.wait()
     stale = tmp_path / ".data.incomplete-abc123"  # what a killed `h2r data generate` leaves
     (stale / "h2r_human").mkdir(parents=True)
     code, err = h2r(capsys, "data", "generate", "--config", MICRO_DATA,
@@ -177,15 +166,11 @@ def test_second_data_generate_into_one_out_is_refused_and_stale_temp_dirs_are_cl
 
 def test_second_eval_into_one_out_is_refused(micro_run, tmp_path, capsys):
     out = tmp_path / "eval.json"
-    holder = hold_lock(str(tmp_path / ".eval.json.lock"))
-    try:
+    with another_holder(str(tmp_path / ".eval.json.lock")) as holder:
         code, err = h2r(capsys, "eval", "--workdir", micro_run, "--setting", "sort_eggs", "--episodes", 2,
                         "--out", out)
         assert code == 1 and f"eval output {out} is in use by host" in err and f"pid {holder.pid}" in err, err
         assert not out.exists()
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 # ------------------------------------------------------------------ 4. non-finite stats, data, actions
@@ -227,8 +212,9 @@ def test_eval_refuses_a_policy_that_emits_non_finite_actions(micro_run, tmp_path
     with open(path, "w") as f:
         json.dump(extra, f)
     out = tmp_path / "eval.json"
-    code, err = h2r(capsys, "eval", "--workdir", workdir, "--setting", "sort_eggs", "--episodes", 2,
-                    "--max-steps", 2, "--record", 0, "--out", out)
+    # The rollout test_eval_checkpoint compiles (6 episodes, 2 recorded): shared within a session.
+    code, err = h2r(capsys, "eval", "--workdir", workdir, "--setting", "sort_eggs", "--episodes", 6,
+                    "--record", 2, "--out", out)
     assert code == 1 and "emitted non-finite (NaN/inf) actions" in err and "refusing to score" in err, err
     assert not out.exists()
 
@@ -335,7 +321,7 @@ def test_eval_on_a_directory_that_is_not_a_run(tmp_path, capsys, form):
 def test_disk_full_while_saving_a_checkpoint_is_one_line(tmp_path, capsys):
     with small_filesystem(tmp_path / "small", "1m") as small:
         workdir = os.path.join(small, "run")
-        code, err = h2r(capsys, *train_argv(workdir, 1))
+        code, err = h2r(capsys, *train_argv(workdir, 3))  # run3's program: compiled already
         assert code == 1 and f"no space left writing {workdir}" in err and "MiB free" in err, err
         assert tu.saved_steps(workdir) == []  # nothing that looks like a checkpoint
         manager = checkpoint.make_manager(workdir)  # as the next `h2r train` starts: the partial save goes

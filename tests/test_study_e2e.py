@@ -157,3 +157,68 @@ def test_report_is_self_contained_and_renders_in_chromium(micro_study, tmp_path)
     keep = os.environ.get("H2R_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+# ------------------------------------------------------------------ issue 11: copied, moved, damaged studies
+def _eval_cell(study_dir: str, human: bool) -> str:
+    return next(c.id for c in dag.load_study(study_dir)[1]
+                if c.kind == "eval" and (c.params["human_weight"] > 0) == human)
+
+
+def test_copied_study_reruns_there_and_leaves_the_original_untouched(micro_study, tmp_path):
+    from test_faults import hashes
+    before = hashes(micro_study)
+    study = shutil.copytree(micro_study, tmp_path / "S2", symlinks=True)
+    cell = _eval_cell(study, human=True)  # its commands: closed-loop eval and embeddings
+    for name in ("result.json", "eval.json", "embeddings"):
+        path = os.path.join(dag.cell_dir(study, cell), name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    proc = h2r_study("run", "--workdir", study, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:] + _logs(study)
+    assert _attempts(study, cell) == 2  # the original's attempt (copied) and this one
+    evaluation = json.load(open(os.path.join(dag.cell_dir(study, cell), "eval.json")))
+    assert evaluation["workdir"].startswith(str(study))  # the copy's own model was evaluated
+    assert os.path.exists(os.path.join(dag.cell_dir(study, cell), "embeddings", "embeddings.json"))
+    assert_report_matches_cells(study)
+    assert hashes(micro_study) == before
+
+
+def test_moved_study_reruns_and_reports(micro_study, tmp_path, micro_dataset):
+    from test_faults import hashes
+    before = hashes(micro_study)
+    study = str(tmp_path / "moved")
+    os.rename(shutil.copytree(micro_study, tmp_path / "S2", symlinks=True), study)
+    cell = next(c.id for c in dag.load_study(study)[1] if c.kind == "cotrain")
+    os.remove(dag.result_path(study, cell))
+    # The same command as the original's (with its config): the plan is the same wherever it lives.
+    proc = h2r_study("run", "--config", MICRO, "--workdir", study, *real_stack_overrides(micro_dataset), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:] + _logs(study)
+    assert dag.is_complete(study, cell) and _attempts(study, cell) == 2
+    assert "nothing to do" in open(os.path.join(dag.cell_dir(study, cell), "log.txt")).read()
+    assert_report_matches_cells(study)
+    assert hashes(micro_study) == before
+
+
+def test_truncated_result_is_not_done_and_the_report_leaves_it_out(micro_study, tmp_path, capsys):
+    from h2r import cli
+    study = str(shutil.copytree(micro_study, tmp_path / "S2", symlinks=True))
+    cell = _eval_cell(study, human=False)
+    path = dag.result_path(study, cell)
+    os.truncate(path, os.path.getsize(path) // 2)  # e.g. a full disk before atomic writes
+    assert cli.main(["study", "status", "--workdir", study, "-v"]) == 0
+    assert f"pending  {cell}" in capsys.readouterr().out
+    assert cli.main(["study", "report", "--workdir", study]) == 0
+    results = json.load(open(os.path.join(study, "report", "results.json")))
+    assert results["missing"] == [cell] and cell not in [c["id"] for c in results["cells"]]
+
+
+def test_corrupt_study_json_is_named(micro_study, tmp_path, capsys):
+    from h2r import cli
+    study = str(shutil.copytree(micro_study, tmp_path / "S2", symlinks=True))
+    path = os.path.join(study, dag.STUDY_FILE)
+    os.truncate(path, os.path.getsize(path) // 2)
+    for command in (["status"], ["run", "--no-report"], ["report"]):
+        capsys.readouterr()
+        assert cli.main(["study", *command, "--workdir", study]) == 1
+        err = capsys.readouterr().err
+        assert f"study file {path} is not valid JSON" in err and "--config" in err, err
