@@ -8,7 +8,10 @@ Trains the VLA of --config in --workdir W (checkpoints in W/checkpoints, metrics
 W/metrics.jsonl and W/tb, the resolved config in W/config.json). If W already holds checkpoints,
 training resumes from the latest one (params, optimizer, EMA, rng and data iterator), so
 rerunning the same command after a crash or preemption continues exactly. SIGTERM saves a
-checkpoint and stops (exit code 143).
+checkpoint and stops (exit code 143). A damaged newest checkpoint is skipped with a warning (moved
+to W/checkpoints.corrupt/) and training resumes from the newest one that reads. One `h2r train`
+per W at a time: a second is refused, naming the first's host and pid (W/train.lock). Nothing in
+W is written until the config and checkpoints are checked, so a refused run changes nothing.
 
 Override any config key with --config.key=value, e.g.
   h2r train --config experiments/train/tiny.py --workdir runs/tiny \\

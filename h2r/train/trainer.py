@@ -315,14 +315,15 @@ def _initial_state(config, workdir, setup: Setup, manager, data_iter, is_main, s
     tc = config.train
     params = train_state = None
     if manager.all_steps():
+        newest = max(manager.all_steps())
+        if newest > int(tc.steps):  # refused before anything (even a damaged step) is touched
+            raise ConfigError(f"{workdir} holds checkpoints up to step {newest} but train.steps={tc.steps}: "
+                              f"a run cannot be shortened (its config.json says train.steps="
+                              f"{_saved_steps_setting(workdir)}); use a new --workdir or --config.train.steps>="
+                              f"{newest}")
         params, train_state, start_step = checkpoint.restore_for_training(
             manager, abstract_params=setup.abstract_params, abstract_train_state=setup.abstract_train_state,
             data_iter=data_iter, workdir=workdir)
-        if start_step > int(tc.steps):
-            raise ConfigError(f"{workdir} holds checkpoints up to step {start_step} but train.steps={tc.steps}: "
-                              f"a run cannot be shortened (its config.json says train.steps="
-                              f"{_saved_steps_setting(workdir)}); use a new --workdir or --config.train.steps>="
-                              f"{start_step}")
         print(f"resumed {workdir} from step {start_step}", file=stream, flush=True)
     else:
         start_step = 0
