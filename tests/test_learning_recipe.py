@@ -93,9 +93,11 @@ def test_keypoint_and_conv_stems_train():
         batch = {k: jnp.asarray(v) for k, v in example_batch(config, 4).items()}
         kp = model.keypoint_stem.keypoints(batch["image"])
         assert kp.shape == (4, config.keypoints, 2) and float(jnp.abs(kp).max()) <= 1.0
-        grads = nnx.grad(lambda m: m.compute_loss(batch, jax.random.key(0))[0])(model).to_pure_dict()
-        assert float(jnp.abs(grads["keypoint_stem"]["kernel1"]).sum()) > 0.0
-        assert model.sample_actions(batch, jax.random.key(1)).shape == (4, config.action_horizon, config.max_action_dim)
+        # Jitted: op-by-op (eager) gradients of the whole VLA take about a minute on 2 cores.
+        grads = nnx.jit(lambda m, b: nnx.grad(lambda m: m.compute_loss(b, jax.random.key(0))[0])(m))(model, batch)
+        assert float(jnp.abs(grads.to_pure_dict()["keypoint_stem"]["kernel1"]).sum()) > 0.0
+        actions = nnx.jit(lambda m, b: m.sample_actions(b, jax.random.key(1)))(model, batch)
+        assert actions.shape == (4, config.action_horizon, config.max_action_dim)
 
 
 def test_dart_records_the_intended_action_for_robots_only():
@@ -108,3 +110,38 @@ def test_dart_records_the_intended_action_for_robots_only():
     assert robot["success"]
     noise = np.abs(human["action"] - human["command"][:, :2])
     assert noise.max() <= env.tracking_noise + 1e-6
+
+
+def test_subgoal_steps_point_just_past_each_subtask_segment():
+    from h2r.data.pipeline import subgoal_steps
+    # Two episodes: subtasks a a b b b | b c c (the second starts with the first's last subtask).
+    subtask = np.array([1, 1, 2, 2, 2, 2, 3, 3])
+    episode_last = np.array([4, 4, 4, 4, 4, 7, 7, 7])
+    # Segment ends: step 1 (a), 4 (b, episode end), 5 (b), 7 (c, episode end); a subgoal is the
+    # step after a segment's end, capped at the episode's last step (never in the next episode);
+    # the second subgoal is the end of the segment after that.
+    steps = subgoal_steps(subtask, episode_last, count=2)
+    assert steps[:, 0].tolist() == [2, 2, 4, 4, 4, 6, 7, 7]
+    assert steps[:, 1].tolist() == [4, 4, 4, 4, 4, 7, 7, 7]
+
+
+def test_subgoal_loss_trains_only_on_samples_with_a_proprio():
+    config = model_config("tiny")
+    config.subgoal_loss_weight = 1.0
+    with nnx.use_eager_sharding(False):
+        model = VLA(config, rngs=nnx.Rngs(0))
+    batch = {k: jnp.asarray(v) for k, v in example_batch(config, 4).items()}
+    human = ~np.asarray(batch["state_mask"]).any(-1)
+    assert human.any() and (~human).any()
+    _, metrics = model.compute_loss(batch, jax.random.key(0))
+    assert float(metrics["subgoal_loss"]) > 0
+
+    def subgoal_loss(subgoal):
+        return model.compute_loss(dict(batch, subgoal=subgoal), jax.random.key(0))[1]["subgoal_loss"]
+    grad = np.asarray(jax.grad(subgoal_loss)(batch["subgoal"]))
+    assert np.all(grad[human] == 0) and np.any(grad[~human] != 0)
+    # Off (weight 0): no subgoal head, no such loss.
+    config.subgoal_loss_weight = 0.0
+    with nnx.use_eager_sharding(False):
+        plain = VLA(config, rngs=nnx.Rngs(0))
+    assert "subgoal_loss" not in plain.compute_loss(batch, jax.random.key(0))[1]

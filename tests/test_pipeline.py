@@ -38,7 +38,7 @@ def test_cotrain_batch_layout_masks_and_ranges(world):
     expected = {
         "image": ((B, 16, 16, 3), np.uint8), "wrist_image": ((B, 16, 16, 3), np.uint8),
         "image_mask": ((B, 2), np.bool_), "state": ((B, S), np.float32), "state_mask": ((B, S), np.bool_),
-        "instruction": ((B, 16), np.int32), "subtask": ((B, 8), np.int32),
+        "subgoal": ((B, pipeline.SUBGOALS, S), np.float32), "instruction": ((B, 16), np.int32), "subtask": ((B, 8), np.int32),
         "actions": ((B, H, A), np.float32), "action_valid": ((B, H), np.bool_),
         "action_dim_mask": ((B, A), np.bool_), "embodiment_id": ((B,), np.int32),
         "action_loss_weight": ((B,), np.float32), "subtask_loss_weight": ((B,), np.float32),
@@ -53,6 +53,8 @@ def test_cotrain_batch_layout_masks_and_ranges(world):
     assert (batch["actions"] * ~batch["action_dim_mask"][:, None, :] == 0).all()
     assert (batch["actions"] * ~batch["action_valid"][..., None] == 0).all()
     assert (batch["state"] * ~batch["state_mask"] == 0).all()
+    assert (batch["subgoal"] * ~batch["state_mask"][:, None] == 0).all()   # no proprio, no subgoal
+    assert np.abs(batch["subgoal"][~human]).sum() > 0
     # Robot: 3 action dims, 4 state dims; human: 2 action dims (no grip at all), no state.
     np.testing.assert_array_equal(batch["action_dim_mask"][~human].sum(-1), 3)
     np.testing.assert_array_equal(batch["action_dim_mask"][human].sum(-1), 2)

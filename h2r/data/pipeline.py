@@ -95,6 +95,32 @@ def _pad(x: np.ndarray, width: int, what: str, dataset) -> np.ndarray:
     return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, width - x.shape[-1])]).astype(np.float32)
 
 
+SUBGOALS = 4   # hindsight subgoals per sample: the ends of the current and the next 3 subtasks
+
+
+def subgoal_steps(subtask: np.ndarray, episode_last: np.ndarray, count: int = SUBGOALS) -> np.ndarray:
+    """For every step, the steps whose states are its next `count` subgoals, int [N, count]: the
+    first step after the current subtask segment ends (the state just after the grasp or the
+    release), then after each following segment, capped at the episode's last step.
+
+    Hindsight subgoals: where the robot's own proprio ended up when each remaining subtask was
+    done, read from the recorded episode (no world state). Before the first grasp they say where
+    every object of the task is. `subtask` int [N] (text ids; a segment is a run of equal ids
+    inside one episode), `episode_last` int [N].
+    """
+    n = len(subtask)
+    steps = np.arange(n)
+    # A segment ends at step i when the next step has another subtask or another episode.
+    ends = (steps == episode_last) | np.r_[subtask[1:] != subtask[:-1], True]
+    end_of = np.minimum.accumulate(np.where(ends, steps, n)[::-1])[::-1]   # next segment end at or after i
+    out, current = [], steps
+    for _ in range(count):
+        after = np.minimum(end_of[current] + 1, episode_last)
+        out.append(after)
+        current = after
+    return np.stack(out, 1)
+
+
 class ComponentReader:
     """Reads batches of steps of one mixture component, vectorized over the batch.
 
@@ -118,6 +144,7 @@ class ComponentReader:
         self.instruction_ids = tok.encode_batch(texts, int(data.max_instruction_len))[index.instruction]
         self.subtask_ids = tok.encode_batch(texts, int(data.max_subtask_len))[index.subtask]
         self.episode_last = (index.episode_start + index.episode_length - 1)[index.step_episode]
+        self.subgoal = self.state[subgoal_steps(index.subtask, self.episode_last)]
         self.horizon = int(data.action_horizon)
         self.image_size = image_size
         self.frames_path = dataset.frame_cache(image_size) if _use_frame_cache(data, dataset, image_size) else None
@@ -158,6 +185,7 @@ class ComponentReader:
         batch["action_valid"][rows] = valid
         batch["action_dim_mask"][rows] = self.action_dim_mask
         batch["state"][rows] = self.state[steps]
+        batch["subgoal"][rows] = self.subgoal[steps]
         batch["state_mask"][rows] = self.state_mask
         batch["instruction"][rows] = self.instruction_ids[steps]
         batch["subtask"][rows] = self.subtask_ids[steps]
@@ -185,6 +213,7 @@ class ReadBatch(grain.transforms.Map):
             "image": ((image_size, image_size, 3), np.uint8), "wrist_image": ((image_size, image_size, 3), np.uint8),
             "image_mask": ((2,), bool), "state": ((int(data.max_state_dim),), np.float32),
             "state_mask": ((int(data.max_state_dim),), bool),
+            "subgoal": ((SUBGOALS, int(data.max_state_dim)), np.float32),
             "instruction": ((int(data.max_instruction_len),), np.int32),
             "subtask": ((int(data.max_subtask_len),), np.int32),
             "actions": ((int(data.action_horizon), int(data.max_action_dim)), np.float32),

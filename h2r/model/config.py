@@ -14,8 +14,11 @@ _PRESETS = {
     # A CPU train step at batch 32 takes tens of milliseconds: the tiny study trains many models.
     # Keypoints: objects are 2-4 px at 32 px; spatial-softmax keypoints localize them (BUILD_NOTES.md,
     # "Learning: what mattered").
+    # The subgoal head teaches the keypoints to find every object of the task (without it they
+    # tracked the white egg but not the brown one).
     "tiny": dict(image_size=32, patch_size=8, width=64, depth=2, num_heads=2, head_dim=32, mlp_dim=256,
-                 expert_width=64, expert_depth=2, expert_num_heads=2, expert_mlp_dim=256, keypoints=16),
+                 expert_width=64, expert_depth=2, expert_num_heads=2, expert_mlp_dim=256, keypoints=16,
+                 subgoal_loss_weight=1.0),
     # Width 512 with 4 heads of 128: fewer, larger matmuls. On the 2-core CPU its train step reached
     # 0.61-0.66 of the jitted-matmul FLOP/s against 0.53 for width 384 with 6 heads of 64, measured
     # interleaved in the same runs (benchmarks/model.py).
@@ -67,12 +70,15 @@ def model_config(size: str = "tiny") -> ml_collections.ConfigDict:
         keypoint_temperature=10.0,   # initial softmax sharpness (learned per channel)
         # Action queries (h2r/model/vla.py): weight of their direct action regression, 0 = off.
         action_queries_weight=0.0,
+        # Subgoal token (h2r/model/vla.py): weight of its hindsight-subgoal regression, 0 = off.
+        subgoal_loss_weight=0.0,
         inference="flow",            # flow (the action expert) | queries (the action queries' regression)
         # Proprio input. Off: the policy sees images and language only, so it cannot time its
         # moves from its own joint angles instead of looking (BC's copycat shortcut).
         use_proprio=True,
         # Training/inference behaviour.
         flow_steps=10,               # Euler steps when sampling actions
+        sample_noise=1.0,            # scale of the flow's starting noise at sampling (0 = deterministic)
         subtask_loss_weight=1.0,     # the subtask head's weight in the total loss
         dtype="float32",             # activation/compute dtype; params stay float32
         remat=False,                 # rematerialize each block in the backward pass

@@ -32,6 +32,7 @@ def example_batch(model_config, batch_size: int, seed: int = 0) -> dict[str, np.
         "image_mask": np.stack([np.ones(B, bool), rng.random(B) < 0.8], axis=1),
         "state": (rng.standard_normal((B, S)) * state_mask).astype(np.float32),
         "state_mask": state_mask,
+        "subgoal": (rng.standard_normal((B, 4, S)) * state_mask[:, None]).astype(np.float32),   # 4 subgoals
         "instruction": tokens(Li, Li),
         "subtask": tokens(Ls, Ls - 1),
         "actions": (rng.standard_normal((B, H, A)) * action_dim_mask[:, None]).astype(np.float32),

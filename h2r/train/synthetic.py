@@ -13,6 +13,8 @@ from __future__ import annotations
 import grain
 import numpy as np
 
+from h2r.data.pipeline import SUBGOALS
+
 VOCAB = 32  # token ids drawn from [3, VOCAB); 0 = pad, 1 = unk, 2 = eos as in the tokenizer
 
 
@@ -34,6 +36,7 @@ def _global_batch(index: int, config) -> dict[str, np.ndarray]:
         "image_mask": np.ones((batch_size, 2), bool),
         "state": state,
         "state_mask": np.ones((batch_size, d.max_state_dim), bool),
+        "subgoal": np.repeat(np.tanh(state)[:, None], SUBGOALS, 1),
         "instruction": instruction,
         "subtask": rng.integers(3, VOCAB, size=(batch_size, d.max_subtask_len), dtype=np.int32),
         "actions": actions.astype(np.float32),

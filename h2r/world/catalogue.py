@@ -23,7 +23,7 @@ COLORS: dict[str, tuple[float, float, float]] = {
     "red": (0.86, 0.16, 0.14), "green": (0.20, 0.68, 0.25), "blue": (0.18, 0.36, 0.86),
     "yellow": (0.96, 0.84, 0.18), "orange": (0.96, 0.54, 0.12), "purple": (0.58, 0.28, 0.76),
     "pink": (0.96, 0.56, 0.72), "teal": (0.12, 0.64, 0.64), "white": (0.97, 0.96, 0.91),
-    "brown": (0.66, 0.42, 0.22), "black": (0.12, 0.12, 0.13), "gray": (0.55, 0.56, 0.58),
+    "brown": (0.42, 0.23, 0.10), "black": (0.12, 0.12, 0.13), "gray": (0.55, 0.56, 0.58),
 }
 COLOR_NAMES: tuple[str, ...] = tuple(COLORS)
 BRIGHT = ("red", "green", "blue", "yellow", "orange", "purple", "pink", "teal")

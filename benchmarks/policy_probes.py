@@ -1,0 +1,124 @@
+"""Why does a policy fail? Two probes of a trained run (BUILD_NOTES.md, "Learning: what mattered").
+
+closed-loop  Drives the world with the policy (replanning every step) and, at every visited state,
+             compares the policy's first action with the scripted expert's noise-free action in
+             the same state: direction cosine, speed and grip agreement, by phase and by distance
+             to the expert's goal. A policy that localizes its target has cosine near 1 while far
+             from it; one that does not drifts (cosine near 0) and closes its gripper anywhere.
+keypoints    Linear probe from the head/wrist keypoints (model.keypoints > 0) to where things are
+             on reset states of one scene: R^2 of the best single keypoint and of all of them,
+             for each egg (by colour) and the effector. R^2 near 0: the stem does not track it.
+
+    .venv/bin/python benchmarks/policy_probes.py closed-loop --workdir RUN --setting sort_eggs:target-robot
+    .venv/bin/python benchmarks/policy_probes.py keypoints --workdir RUN --scene green_felt
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import h2r
+from h2r.config import config_from_json
+from h2r.eval import rollout
+from h2r.eval import success as evaluation
+from h2r.world import dynamics, experts, tasks
+from h2r.world import env as world
+from h2r.world.config import ACTION_PAD, make_specs
+
+DISTANCE_BINS = (0.0, 0.05, 0.1, 0.2, 0.4, 2.0)
+
+
+def _run(workdir: str, step: int | None):
+    config = config_from_json(f"{workdir}/config.json")
+    return config, evaluation.env_config_of_run(config), h2r.load_policy(workdir, step=step)
+
+
+def closed_loop(args) -> dict:
+    config, env_config, policy = _run(args.workdir, args.step)
+    es = evaluation.parse_setting(args.setting, data_config=evaluation.data_config_of_run(config))
+    specs, _ = evaluation.episode_specs(es, args.episodes, args.seed, evaluation.trained_seeds(config, es.embodiment))
+    env = rollout.world_env(env_config)
+    state = jax.tree.map(jnp.asarray, rollout.reset_states(env, specs))
+    instruction = policy.tokenize(evaluation.instructions(jax.device_get(state)))
+    clean = dataclasses.replace(env_config, expert_noise=0.0)
+    observe, step, done_fn = jax.jit(jax.vmap(env.observe)), jax.jit(jax.vmap(env.step)), jax.jit(jax.vmap(tasks.success))
+    expert = jax.jit(jax.vmap(lambda s: world.expert_action(s, jax.random.key(0), clean)))
+    goal_of = jax.jit(jax.vmap(lambda s: experts.plan(s)[0] - dynamics.grasp_point(s)))
+    phase_of = jax.jit(jax.vmap(tasks.phase))
+    rows, done, key = [], np.zeros(args.episodes, bool), jax.random.key(args.seed)
+    for _ in range(env_config.horizon):
+        key, sub = jax.random.split(key)
+        act = np.asarray(policy.act({**observe(state), "instruction": instruction}, sub, es.embodiment))[:, 0]
+        ref, dist = np.asarray(expert(state)), np.linalg.norm(np.asarray(goal_of(state)), axis=-1)
+        phase = np.asarray(phase_of(state))
+        for i in np.flatnonzero(~done):
+            cos = act[i, :2] @ ref[i, :2] / (np.linalg.norm(act[i, :2]) * np.linalg.norm(ref[i, :2]) + 1e-9)
+            rows.append((int(phase[i]), float(dist[i]), float(cos), float(np.linalg.norm(act[i, :2])),
+                         bool(act[i, 2] > 0), bool(ref[i, 2] > 0)))
+        state = step(state, jnp.pad(jnp.asarray(act), ((0, 0), (0, ACTION_PAD - act.shape[1]))))
+        done |= np.asarray(done_fn(state))
+    table = []
+    for phase in sorted({r[0] for r in rows}):
+        for lo, hi in zip(DISTANCE_BINS[:-1], DISTANCE_BINS[1:]):
+            sel = np.array([r[1:] for r in rows if r[0] == phase and lo <= r[1] < hi])
+            if len(sel):
+                table.append(dict(phase=phase, distance=[lo, hi], steps=len(sel), cos_mean=round(sel[:, 1].mean(), 2),
+                                  cos_median=round(float(np.median(sel[:, 1])), 2), speed=round(sel[:, 2].mean(), 2),
+                                  policy_closes=round(sel[:, 3].mean(), 2), expert_closes=round(sel[:, 4].mean(), 2)))
+    return {"success": float(done.mean()), "episodes": args.episodes, "by_phase_and_distance": table}
+
+
+def keypoint_probe(args) -> dict:
+    config, env_config, policy = _run(args.workdir, args.step)
+    model = policy.model()
+    if model.keypoint_stem is None:
+        raise SystemExit(f"{args.workdir}: the model has no keypoints (model.keypoints = 0)")
+    n = args.episodes
+    specs = make_specs(args.scene, "eggs_in_carton", args.embodiment, np.arange(10**6, 10**6 + n))
+    env = rollout.world_env(env_config)
+    s = rollout.reset_states(env, specs)
+    obs = jax.vmap(env.observe)(jax.tree.map(jnp.asarray, s))
+    eggs = s.obj_pos[np.arange(n)[:, None], s.move_obj[:, :2]]
+    order = np.argsort(s.obj_color[np.arange(n)[:, None], s.move_obj[:, :2]], 1)   # white, then brown
+    eggs = np.take_along_axis(eggs, order[..., None], 1)
+    targets = {"white egg": eggs[:, 0], "brown egg": eggs[:, 1], "effector": s.ee}
+    out = {}
+    for view in ("image", "wrist_image"):
+        kp = np.asarray(model.keypoint_stem.keypoints(obs[view]))
+        for name, y in targets.items():
+            single = max(_r2(kp[:, k], y) for k in range(kp.shape[1]))
+            out[f"{view} {name}"] = {"best_keypoint_r2": round(single, 3), "all_keypoints_r2": round(_r2(kp.reshape(n, -1), y), 3)}
+    return out
+
+
+def _r2(x: np.ndarray, y: np.ndarray) -> float:
+    """R^2 of the least-squares affine map x -> y (y [N, 2])."""
+    design = np.c_[x, np.ones(len(x))]
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return float(1 - (y - design @ coef).var(0).sum() / y.var(0).sum())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("probe", choices=("closed-loop", "keypoints"))
+    p.add_argument("--workdir", required=True, help="a training run directory (h2r train --workdir)")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+    p.add_argument("--setting", default="sort_eggs:target-robot", help="closed-loop: an h2r eval setting")
+    p.add_argument("--episodes", type=int, default=None,
+                   help="episodes (closed-loop, default 32) or reset states (keypoints, default 256: the probe "
+                        "fits 2K+1 coefficients)")
+    p.add_argument("--scene", default="green_felt", help="keypoints: the scene of the reset states")
+    p.add_argument("--embodiment", default="trident_arm", help="keypoints: the robot of the reset states")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    args.episodes = args.episodes or (32 if args.probe == "closed-loop" else 256)
+    print(json.dumps(closed_loop(args) if args.probe == "closed-loop" else keypoint_probe(args), indent=1))
+
+
+if __name__ == "__main__":
+    main()
