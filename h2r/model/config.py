@@ -15,10 +15,11 @@ _PRESETS = {
     # Keypoints: objects are 2-4 px at 32 px; spatial-softmax keypoints localize them (BUILD_NOTES.md,
     # "Learning: what mattered").
     # The subgoal head teaches the keypoints to find every object of the task (without it they
-    # tracked the white egg but not the brown one).
+    # tracked the white egg but not the brown one). Deterministic sampling (sample_noise 0): the
+    # target task in distribution 9/64 vs 5/64 at 1.0 (BUILD_NOTES.md, "Learning", session 4).
     "tiny": dict(image_size=32, patch_size=8, width=64, depth=2, num_heads=2, head_dim=32, mlp_dim=256,
                  expert_width=64, expert_depth=2, expert_num_heads=2, expert_mlp_dim=256, keypoints=16,
-                 subgoal_loss_weight=1.0),
+                 subgoal_loss_weight=1.0, sample_noise=0.0),
     # Width 512 with 4 heads of 128: fewer, larger matmuls. On the 2-core CPU its train step reached
     # 0.61-0.66 of the jitted-matmul FLOP/s against 0.53 for width 384 with 6 heads of 64, measured
     # interleaved in the same runs (benchmarks/model.py).
