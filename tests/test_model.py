@@ -94,7 +94,13 @@ def test_sample_actions_shapes_and_determinism(model_and_batch):
     assert a1.shape == (8, c.action_horizon, c.max_action_dim) and a1.dtype == jnp.float32
     assert np.all(np.isfinite(a1))
     np.testing.assert_array_equal(a1, a2)
-    assert not np.allclose(a1, a3)
+    # The tiny preset samples deterministically (model.sample_noise 0): the key does not matter;
+    # with the flow's full starting noise (sample_noise 1) another key gives another chunk.
+    assert c.sample_noise == 0.0
+    np.testing.assert_array_equal(a1, a3)
+    noisy = VLA(_config(sample_noise=1.0), rngs=nnx.Rngs(0))
+    n1, n3 = sample(noisy, obs, jax.random.key(0)), sample(noisy, obs, jax.random.key(1))
+    assert not np.allclose(n1, n3)
     # A given subtask replaces the predicted one and changes the chunk.
     given = nnx.jit(lambda m, o, r: m.sample_actions(o, r, subtask=o["subtask"]))(model, obs, jax.random.key(0))
     assert given.shape == a1.shape and not np.allclose(given, a1)

@@ -71,7 +71,7 @@ def model_config(size: str = "tiny") -> ml_collections.ConfigDict:
         keypoint_temperature=10.0,   # initial softmax sharpness (learned per channel)
         # Action queries (h2r/model/vla.py): weight of their direct action regression, 0 = off.
         action_queries_weight=0.0,
-        # Subgoal token (h2r/model/vla.py): weight of its hindsight-subgoal regression, 0 = off.
+        # Subgoal head (h2r/model/vla.py): weight of its hindsight-subgoal regression, 0 = off.
         subgoal_loss_weight=0.0,
         inference="flow",            # flow (the action expert) | queries (the action queries' regression)
         # Proprio input. Off: the policy sees images and language only, so it cannot time its

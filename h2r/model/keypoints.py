@@ -54,5 +54,9 @@ class KeypointStem(nnx.Module):
         prob = jax.nn.softmax(logits, axis=1)
         return jnp.einsum("bnk,nc->bkc", prob, _pixel_grid(R))
 
+    def tokens(self, keypoints: jax.Array) -> jax.Array:
+        """[B, K, 2] keypoints -> [B, K, width] tokens."""
+        return self.proj(keypoints) + self.channel_embed[...].astype(self.dtype)
+
     def __call__(self, images: jax.Array) -> jax.Array:
-        return self.proj(self.keypoints(images)) + self.channel_embed[...].astype(self.dtype)
+        return self.tokens(self.keypoints(images))

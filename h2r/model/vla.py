@@ -164,16 +164,23 @@ class VLA(nnx.Module):
             x = self.patch_embed(x.reshape(B, n, P, n, P, 3).transpose(0, 1, 3, 2, 4, 5).reshape(B, n * n, P * P * 3))
         return x + (self.image_pos[...] + self.view_embed[view]).astype(self.dtype)
 
-    def _keypoint_tokens(self, images: jax.Array, view: int) -> jax.Array:
-        return self.keypoint_stem(images) + self.view_embed[view].astype(self.dtype)
+    def _keypoint_tokens(self, keypoints: jax.Array, view: int) -> jax.Array:
+        return self.keypoint_stem.tokens(keypoints) + self.view_embed[view].astype(self.dtype)
+
+    def _keypoints(self, obs) -> tuple[jax.Array, jax.Array] | None:
+        """Keypoints [B, K, 2] of the head and wrist views (None without a keypoint stem)."""
+        if self.keypoint_stem is None:
+            return None
+        return self.keypoint_stem.keypoints(obs["image"]), self.keypoint_stem.keypoints(obs["wrist_image"])
 
     def _text(self, tokens: jax.Array, pos: jax.Array) -> jax.Array:
         table = self.token_embed[...]
         x = jnp.take(table, tokens, axis=0) * math.sqrt(table.shape[-1])
         return (x + pos).astype(self.dtype)
 
-    def _encode(self, obs, subtask: jax.Array):
-        """Runs the prefix transformer. Returns (outputs [B, T, D], key_valid [B, T], groups [T])."""
+    def _encode(self, obs, subtask: jax.Array, keypoints=None):
+        """Runs the prefix transformer. Returns (outputs [B, T, D], key_valid [B, T], groups [T]).
+        `keypoints`: the views' keypoints when the caller has them already (`_keypoints`)."""
         self._check_obs(obs)
         c = self.config
         B = obs["image"].shape[0]
@@ -191,8 +198,9 @@ class VLA(nnx.Module):
         ]
         if self.keypoint_stem is not None:
             K = c.keypoints
-            parts += [(self._keypoint_tokens(obs["image"], 0), jnp.broadcast_to(image_mask[:, :1], (B, K)), OBS),
-                      (self._keypoint_tokens(obs["wrist_image"], 1), jnp.broadcast_to(image_mask[:, 1:2], (B, K)), OBS)]
+            head, wrist = keypoints or self._keypoints(obs)
+            parts += [(self._keypoint_tokens(head, 0), jnp.broadcast_to(image_mask[:, :1], (B, K)), OBS),
+                      (self._keypoint_tokens(wrist, 1), jnp.broadcast_to(image_mask[:, 1:2], (B, K)), OBS)]
         parts += [
             (self._text(obs["instruction"], self.text_pos[...]), obs["instruction"] != 0, OBS),
             # The proprio token is always a valid key, so no attention row is ever empty.
@@ -254,7 +262,8 @@ class VLA(nnx.Module):
             raise DataError(f"batch 'subtask' has shape {batch['subtask'].shape}, expected "
                             f"[B, {c.max_subtask_len}] from the model config")
 
-        prefix, key_valid, groups = self._encode(batch, batch["subtask"])
+        keypoints = self._keypoints(batch)   # once: the prefix and the subgoal head both read them
+        prefix, key_valid, groups = self._encode(batch, batch["subtask"], keypoints)
 
         # Subtask head: cross-entropy over all Ls slots (pads included: they mark the end), per
         # sample weight; samples without a subtask label (all pad) contribute nothing.
@@ -288,14 +297,14 @@ class VLA(nnx.Module):
             loss = loss + c.action_queries_weight * query_loss
             metrics.update(loss=loss, action_query_loss=query_loss)
         if self.subgoal_readout is not None:
-            loss, metrics = self._add_subgoal_loss(batch, loss, metrics)
+            loss, metrics = self._add_subgoal_loss(batch, keypoints, loss, metrics)
         return loss, metrics
 
-    def _add_subgoal_loss(self, batch, loss, metrics):
+    def _add_subgoal_loss(self, batch, keypoints, loss, metrics):
         """Masked MSE of the subgoal head against the hindsight subgoal (normalized proprio), on
         samples with a proprio (robots), weighted like their action loss."""
         B = batch["image"].shape[0]
-        views = [self.keypoint_stem.keypoints(batch[k]).reshape(B, -1) for k in ("image", "wrist_image")]
+        views = [k.reshape(B, -1) for k in keypoints]
         tokens = batch["subtask"]
         valid = (tokens != 0).astype(jnp.float32)[..., None]
         subtask = jnp.sum(self._text(tokens, 0.0) * valid, 1) / jnp.maximum(jnp.sum(valid, 1), 1.0)

@@ -28,7 +28,7 @@ from flax import nnx
 
 from h2r.config import ConfigError, save_config
 from h2r import files
-from h2r.errors import H2RError
+from h2r.errors import DataError, H2RError
 from h2r.model import VLA
 from h2r.train import checkpoint, metrics, sharding
 
@@ -340,9 +340,8 @@ def _initial_state(config, workdir, setup: Setup, manager, data_iter, is_main, s
 
 def _saved_steps_setting(workdir: str):
     try:
-        with open(os.path.join(workdir, "config.json")) as f:
-            return json.load(f)["train"]["steps"]
-    except (OSError, ValueError, KeyError):
+        return files.read_json(os.path.join(workdir, "config.json"), "run config", "")["train"]["steps"]
+    except (DataError, KeyError, TypeError):
         return "?"
 
 
