@@ -41,7 +41,7 @@ setup(
     # launch/ lives at the top level (the layout shows the architecture) but installs as
     # h2r.launch, so it cannot clash with other packages named `launch` (ROS 2 has one).
     packages=[
-        "h2r", "h2r.world", "h2r.data", "h2r.model", "h2r.train", "h2r.eval", "h2r.study",
+        "h2r", "h2r.world", "h2r.data", "h2r.model", "h2r.train", "h2r.eval", "h2r.study", "h2r.study.report",
         "h2r.launch",
     ],
     package_dir={"h2r": "h2r", "h2r.launch": "launch"},

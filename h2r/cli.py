@@ -1,13 +1,17 @@
 """The `h2r` command: one subcommand per stage of the pipeline.
 
-Each stage owns a small `cli.py` with `register(subparsers)`; heavy imports (jax, tfds,
-grain) happen inside the handlers so `h2r --help` stays instant.
+Each stage owns a small `cli.py` with `register(subparsers)` and its handlers: the command line
+is parsed and results are printed there, and the library functions they call take plain values.
+Heavy imports (jax, tfds, grain) happen inside the handlers so `h2r --help` stays instant. A
+stage whose cli module fails to import is an error naming it, not a missing command.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+
+from h2r.errors import H2RError  # a light module: `h2r --help` stays instant
 
 # name -> module with `register(subparsers)`. Order is the order of `h2r --help`.
 STAGES = {
@@ -38,17 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module_name in STAGES.items():
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name != module_name:
-                raise
-            continue  # a stage not built yet
+        except Exception as e:  # a broken stage is an error, never a command that silently disappears
+            raise H2RError(f"the `h2r {name}` command cannot be loaded: importing {module_name} failed "
+                           f"({type(e).__name__}: {e})") from e
         module.register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except H2RError as e:
+        print(f"h2r: error: {e}", file=sys.stderr)
+        return 1
     # `--config.a.b=v` overrides are not argparse options: collect them for the config loader.
     args, extra = parser.parse_known_args(argv)
     if not getattr(args, "func", None):
@@ -59,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or (overrides and not getattr(args, "accepts_config_overrides", False)):
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     args.config_overrides = overrides
-    from h2r.errors import H2RError  # noqa: PLC0415  (light module)
     try:
         return args.func(args) or 0
     except H2RError as e:

@@ -1,20 +1,26 @@
 """Writing files so that readers only ever see the old or the new version, never half of one.
 
-Every JSON, PNG and text file h2r writes goes through `atomic_write`: a temp file next to the
-target (same filesystem, so the rename is atomic), flushed to disk, then renamed over it.
-The temp name carries the host and pid, so processes sharing a filesystem never collide.
-A full disk is one line naming the path and the free space (`DiskFullError`), never a
-half-written file. `lock` makes a directory or output one writer's at a time.
+This module is h2r's one home of atomic writing. Every JSON, PNG and text file h2r writes goes
+through `atomic_write`: a temp file next to the target (same filesystem, so the rename is
+atomic), flushed to disk, then renamed over it. `atomic_path` is the same for writers that need
+a file name rather than a handle (numpy memory maps). `atomic_dir` does it for a whole
+directory (datasets, the study report): built under a hidden temp name beside it, then swapped
+in. The temp names carry the host and pid (files) or a unique suffix (directories), so
+processes sharing a filesystem never collide. A full disk is one line naming the path and the
+free space (`DiskFullError`), never a half-written file. `lock` makes a directory or output one
+writer's at a time.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import json
 import os
 import shutil
 import socket
+import tempfile
 import time
 from typing import Any, Iterator
 
@@ -59,23 +65,88 @@ def no_space(error: BaseException) -> str | None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str, mode: str = "w") -> Iterator[Any]:
-    """`with atomic_write(path) as f: f.write(...)`: the file appears complete, or not at all."""
+def atomic_path(path: str) -> Iterator[str]:
+    """`with atomic_path(path) as tmp:` write the file `tmp` (by name); it becomes `path` when the
+    block ends, and is removed if the block raises. Flushing to disk is the writer's business."""
     path = os.fspath(path)
     root, ext = os.path.splitext(path)
-    # Keep the extension last: matplotlib and PIL pick the format from it.
+    # Keep the extension last: matplotlib, PIL and numpy pick the format from it.
     tmp = f"{root}.tmp-{socket.gethostname()}-{os.getpid()}{ext}"
     with disk_full_as_error(path):
         try:
-            with open(tmp, mode) as f:
-                yield f
-                f.flush()
-                os.fsync(f.fileno())
+            yield tmp
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
             raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = "w") -> Iterator[Any]:
+    """`with atomic_write(path) as f: f.write(...)`: the file appears complete, or not at all."""
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def atomic_dir(out: str | os.PathLike) -> Iterator[str]:
+    """`with atomic_dir(out) as tmp:` fill the directory `tmp`; when the block ends it replaces
+    `out` (see `replace_dir`), and if the block raises it is deleted and `out` is untouched.
+    `tmp` is `.NAME.incomplete-XXXX` beside `out` (same filesystem: the rename is atomic)."""
+    out = os.path.abspath(out)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.incomplete-", dir=os.path.dirname(out))
+    # mkdtemp makes the folder 0700 and the rename keeps it: give it the mode a plain mkdir would
+    # (data on a shared cluster must stay readable by the other users' jobs).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    try:
+        with disk_full_as_error(out):
+            yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, out)
+
+
+def replace_dir(new: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Moves the directory `new` to `out`; a reader of `out` sees the old contents or the new,
+    never a mix. An existing `out` is swapped in one renameat2(RENAME_EXCHANGE) where the kernel
+    and filesystem allow it, else with two renames (the old one kept under `.NAME.old-XXXX`
+    until the new one is in place), and then deleted."""
+    new, out = os.fspath(new), os.path.abspath(out)
+    if os.path.isdir(out) and not os.listdir(out):
+        os.rmdir(out)
+    if not os.path.exists(out):
+        os.rename(new, out)
+        return
+    if _exchange(new, out):
+        shutil.rmtree(new)  # now holds the previous contents
+        return
+    old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old-", dir=os.path.dirname(out))
+    os.rename(out, os.path.join(old, os.path.basename(out)))
+    os.rename(new, out)
+    shutil.rmtree(old)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Atomically swaps two paths (Linux renameat2); False where that is unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return result == 0
 
 
 @contextlib.contextmanager

@@ -1,4 +1,6 @@
 """Logical-axis rules, mesh construction, and the model sharded over 8 forced CPU devices."""
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -116,3 +118,37 @@ def test_a_mesh_that_does_not_divide_the_model_is_a_clear_error():
     mesh = sharding.make_mesh({"data": 1, "fsdp": 1, "tensor": 8})  # tiny has 2 heads
     with pytest.raises(ConfigError, match=r"blocks/0/attn/qkv/kernel .*dim 2 \(heads\) = 2 is not divisible by mesh tensor = 8"):
         sharding.abstract_state(lambda: VLA(model_config("tiny"), rngs=nnx.Rngs(0)), mesh)
+
+
+def _train_refused(tmp_path, capsys, monkeypatch, *overrides) -> str:
+    """`h2r train` (in-process, 8 forced devices) with `overrides`: asserts it exits 1 before
+    compiling anything or writing the run directory; returns its stderr."""
+    import train_utils as tu
+    from h2r import cli
+    from h2r.train import trainer
+
+    def compile_step(*args, **kwargs):
+        raise AssertionError("h2r train compiled before checking the mesh")
+    monkeypatch.setattr(trainer, "init_params", compile_step)       # the first compilation
+    monkeypatch.setattr(trainer, "jit_train_step", compile_step)
+    workdir = tmp_path / "run"
+    capsys.readouterr()
+    assert cli.main(["train", "--config", tu.TINY, "--workdir", str(workdir), *tu.SYNTHETIC,
+                     "--config.train.steps=1", *overrides]) == 1
+    assert not workdir.exists() or sorted(os.listdir(workdir)) == []
+    return capsys.readouterr().err
+
+
+def test_h2r_train_refuses_a_mesh_that_does_not_divide_the_model_before_compiling(tmp_path, capsys, monkeypatch):
+    assert jax.device_count() == 8
+    err = _train_refused(tmp_path, capsys, monkeypatch,
+                         "--config.mesh.data=1", "--config.mesh.fsdp=1", "--config.mesh.tensor=8")
+    assert "does not fit config.mesh" in err
+    assert "dim 2 (heads) = 2 is not divisible by mesh tensor = 8" in err
+
+
+def test_h2r_train_refuses_a_batch_the_mesh_does_not_split_before_compiling(tmp_path, capsys, monkeypatch):
+    err = _train_refused(tmp_path, capsys, monkeypatch, "--config.train.batch_size=12",
+                         "--config.mesh.data=8", "--config.mesh.fsdp=1", "--config.mesh.tensor=1")
+    assert "train.batch_size=12 must be a multiple of 8" in err
+    assert "config.mesh data x fsdp = 8 x 1 of the 8 devices" in err

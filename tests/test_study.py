@@ -184,14 +184,15 @@ def test_changed_study_in_the_same_workdir_is_refused(tmp_path):
 def test_gain_bootstrap_is_deterministic_covers_the_estimate_and_narrows_with_data():
     import numpy as np
 
-    from h2r.study import report
+    from h2r.eval import intervals
+    from h2r.study.report import stats
 
     def interval(episodes, seeds, seed=0):
         data = np.random.default_rng(1)
         per_seed = [((data.random(episodes) < 0.7).astype(float), (data.random(episodes) < 0.4).astype(float))
                     for _ in range(seeds)]
-        reps = report.bootstrap_gain(per_seed, np.random.default_rng(seed), 2000)
-        return report.point_gain(per_seed), report._interval(reps)
+        reps = intervals.hierarchical_bootstrap(per_seed, np.random.default_rng(seed), 2000)
+        return stats.point_gain(per_seed), intervals.percentile_interval(reps)
 
     gain, (lo, hi) = interval(32, 3)
     assert lo <= gain <= hi and (lo, hi) == interval(32, 3)[1]

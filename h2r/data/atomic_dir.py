@@ -1,11 +1,9 @@
 """A directory that appears complete or not at all.
 
-`staging(out, overwrite=...)` yields a fresh temporary directory next to `out` (same filesystem,
-so the final rename is atomic). When the block finishes, the temporary directory becomes `out`;
-when it raises, the temporary directory is deleted and `out` is left exactly as it was.
-Replacing an existing `out` swaps the two directories in one `renameat2(RENAME_EXCHANGE)` call
-where the kernel and filesystem allow it, else with two renames (the old one kept until the
-new one is in place).
+`staging(out, overwrite=...)` yields a fresh temporary directory next to `out` (h2r.files.atomic_dir,
+which also swaps it in). When the block finishes, the temporary directory becomes `out`; when it
+raises, the temporary directory is deleted and `out` is left exactly as it was. What this module
+adds for datasets: the refusal to replace a directory that is not ours, and the lock.
 
 The whole block holds `out`'s lock (a hidden `.NAME.lock` beside it, h2r.files.output_lock): a
 second writer into the same `out` is refused at once, naming the first. Temporary directories
@@ -14,20 +12,15 @@ left beside it by a killed writer (no lock held for their name any more) are rem
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
 from h2r import files
 from h2r.errors import DataError
 
-_TEMP_MARKS = (".incomplete-", ".old-")
-
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
+_TEMP_MARKS = (".incomplete-", ".old-")  # the temp names h2r.files.atomic_dir / replace_dir use
 
 
 @contextlib.contextmanager
@@ -44,8 +37,8 @@ def staging(out: str | os.PathLike, *, overwrite: bool,
     with files.output_lock(str(out), f"data directory {out}"):
         _check_target(out, overwrite=overwrite, is_ours=is_ours)
         remove_stale(out)
-        with _staged(out) as tmp:
-            yield tmp
+        with files.atomic_dir(out) as tmp:
+            yield Path(tmp)
 
 
 def remove_stale(out: Path) -> list[Path]:
@@ -63,22 +56,6 @@ def remove_stale(out: Path) -> list[Path]:
     return removed
 
 
-@contextlib.contextmanager
-def _staged(out: Path) -> Iterator[Path]:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.incomplete-", dir=out.parent))
-    # mkdtemp makes the folder 0700 and the rename keeps it: give it the mode a plain mkdir would
-    # (data on a shared cluster must stay readable by the other users' jobs).
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _move_into_place(tmp, out)
-
-
 def _check_target(out: Path, *, overwrite: bool, is_ours: Callable[[Path], bool]) -> None:
     if not out.exists():
         return
@@ -91,33 +68,3 @@ def _check_target(out: Path, *, overwrite: bool, is_ours: Callable[[Path], bool]
                         "refusing to touch it (choose a new or empty directory)")
     if not overwrite:
         raise DataError(f"--out {out} already holds datasets; pass --overwrite to replace them")
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    if not any(out.iterdir()):
-        out.rmdir()
-        os.rename(tmp, out)
-        return
-    if _exchange(tmp, out):
-        shutil.rmtree(tmp)  # now holds the previous contents
-        return
-    # No atomic exchange here: keep the old data under a side name until the new one is in place.
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.rename(out, old / out.name)
-    os.rename(tmp, out)
-    shutil.rmtree(old)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swaps two paths (Linux renameat2); False where that is unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    return result == 0

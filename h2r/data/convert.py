@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 
+from h2r import files
 from h2r.errors import DataError
 
 SUFFIX = {"tfrecord": "tfrecord", "array_record": "array_record"}
@@ -58,9 +59,7 @@ def convert(in_dir: str, out_dir: str, out_format: str = "array_record") -> str:
         info = json.load(f)
     in_format = info.get("fileFormat", "tfrecord")
     marker = f".{SUFFIX[in_format]}-"
-    tmp = f"{out_dir.rstrip('/')}.tmp-{os.getpid()}"
-    os.makedirs(tmp)
-    try:
+    with files.atomic_dir(out_dir.rstrip("/")) as tmp:
         writer = file_adapters.ADAPTER_FOR_FORMAT[file_adapters.FileFormat(out_format)]
         for name in sorted(os.listdir(in_dir)):
             source = os.path.join(in_dir, name)
@@ -76,11 +75,6 @@ def convert(in_dir: str, out_dir: str, out_format: str = "array_record") -> str:
         info.pop("alternativeFileFormats", None)
         with open(os.path.join(tmp, "dataset_info.json"), "w") as f:
             json.dump(info, f, indent=2)
-        os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

@@ -24,19 +24,6 @@ from h2r.errors import DataError
 GENERATION_FILE = "generation.json"
 
 
-def main(args) -> int:
-    from h2r.config import load_config  # noqa: PLC0415
-
-    config = load_config(args.config, args.config_overrides)
-    summary = generate(config, args.out, overwrite=args.overwrite)
-    print(f"wrote {summary['episodes']} episodes in {summary['wall_time_s']:.1f} s "
-          f"({summary['episodes_per_s']:.1f} episodes/s) to {args.out}")
-    for embodiment, by_setting in summary["counts"].items():
-        print(f"  h2r_{embodiment}: " + ", ".join(
-            f"{setting} {sum(splits.values())}" for setting, splits in by_setting.items()))
-    return 0
-
-
 def looks_like_h2r_data(directory: Path) -> bool:
     return (directory / GENERATION_FILE).exists() or any(directory.glob("h2r_*"))
 

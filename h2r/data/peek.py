@@ -42,18 +42,17 @@ def draw(batch: dict, tok, path: str, samples: int = SAMPLES) -> None:
     plt.close(fig)
 
 
-def main(args) -> int:
-    from h2r.config import load_config  # noqa: PLC0415
+def first_batch(config) -> tuple[dict, object]:
+    """(one batch of the training input pipeline of `config`, the data's tokenizer)."""
     from h2r.data import pipeline  # noqa: PLC0415
 
-    config = load_config(args.config, args.config_overrides)
     batch = next(pipeline.make_iterator(config, process_index=0, process_count=1))
-    print(describe(batch))
-    tok = pipeline.load_tokenizer(config.data.dir)
-    for i in range(min(SAMPLES, len(batch["image"]))):
-        print(f"sample {i}: embodiment {int(batch['embodiment_id'][i])}, "
-              f"instruction {tok.decode(batch['instruction'][i])!r}, subtask {tok.decode(batch['subtask'][i])!r}, "
-              f"valid steps {int(batch['action_valid'][i].sum())}, action dims {int(batch['action_dim_mask'][i].sum())}")
-    draw(batch, tok, args.out)
-    print(f"wrote {args.out}")
-    return 0
+    return batch, pipeline.load_tokenizer(config.data.dir)
+
+
+def sample_lines(batch: dict, tok, samples: int = SAMPLES) -> list[str]:
+    """The first samples' embodiment, decoded text, valid steps and action dims, one line each."""
+    return [f"sample {i}: embodiment {int(batch['embodiment_id'][i])}, "
+            f"instruction {tok.decode(batch['instruction'][i])!r}, subtask {tok.decode(batch['subtask'][i])!r}, "
+            f"valid steps {int(batch['action_valid'][i].sum())}, action dims {int(batch['action_dim_mask'][i].sum())}"
+            for i in range(min(samples, len(batch["image"])))]

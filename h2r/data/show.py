@@ -15,12 +15,6 @@ from h2r.errors import DataError
 from h2r.files import atomic_write
 
 
-def main(args) -> int:
-    path = draw_contact_sheet(args.dir, args.out, episodes=args.episodes, frames=args.frames)
-    print(f"wrote {path}")
-    return 0
-
-
 def dataset_dirs(root: str | Path) -> list[Path]:
     """`root/h2r_*/<version>` directories, robots first, the human last (catalogue order if known)."""
     root = Path(root)

@@ -22,6 +22,7 @@ import zipfile
 
 import numpy as np
 
+from h2r import files
 from h2r.data import standardize
 from h2r.errors import DataError
 
@@ -235,11 +236,10 @@ class RLDSDataset:
         index = self._build_index()
         arrays = {k: getattr(index, k) for k in _ARRAY_FIELDS}
         arrays.update({f"metadata/{k}": v for k, v in index.metadata.items()})
-        tmp = f"{self.index_path}.tmp-{os.getpid()}.npz"
         try:
-            np.savez(tmp, fingerprint=np.array(fingerprint),
-                     metadata_keys=np.array(json.dumps(list(index.metadata))), **arrays)
-            os.replace(tmp, self.index_path)
+            with files.atomic_write(self.index_path, "wb") as f:
+                np.savez(f, fingerprint=np.array(fingerprint),
+                         metadata_keys=np.array(json.dumps(list(index.metadata))), **arrays)
         except OSError as e:
             raise DataError(f"dataset {self.name!r}: cannot write its step index {self.index_path}: {e}") from e
         return index
@@ -314,11 +314,10 @@ class RLDSDataset:
             except (OSError, ValueError) as e:
                 problem = f"{type(e).__name__}: {e}"
             print(f"{path}: unreadable ({problem}); rebuilding the frame cache", file=sys.stderr, flush=True)
-        tmp = f"{path}.tmp-{os.getpid()}.npy"
-        frames = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                           shape=(self.index.num_steps, 2, size, size, 3))
         start = time.time()
-        try:
+        with files.atomic_path(path) as tmp:
+            frames = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                               shape=(self.index.num_steps, 2, size, size, 3))
             for e in range(self.index.num_episodes):
                 steps = self.read_episode(e, views=True)["steps"]
                 first = int(self.index.episode_start[e])
@@ -330,12 +329,7 @@ class RLDSDataset:
                 progress(f"decoding frames of {self.name}/{self.split} at {size}px", e + 1,
                          self.index.num_episodes, start)
             frames.flush()
-            del frames
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+            del frames  # closes the map before the rename
         return path
 
     # -- conveniences -----------------------------------------------------------------------

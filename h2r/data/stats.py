@@ -170,9 +170,3 @@ def prepare(data_dir: str, refresh: bool = False, split: str = "train") -> tuple
             tok.save(tok_path)
     print(f"tokenizer: {tok.vocab_size} words -> {tok_path}", file=sys.stderr)
     return all_stats, tok
-
-
-def main(args) -> int:
-    """`h2r data stats DIR [--refresh]`."""
-    prepare(args.dir, refresh=args.refresh)
-    return 0

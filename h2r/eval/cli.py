@@ -3,12 +3,12 @@
 `h2r eval --workdir W --setting NAME ...` (no subcommand) runs closed-loop rollouts; the
 subcommands `embeddings` and `offline` run the other two evaluations. argparse allows both
 forms because the subcommand is optional; the handler checks what the direct form requires.
-Heavy imports happen in the handlers.
+The handlers turn arguments into calls of the library functions (plain values) and print the
+outcome; heavy imports happen inside them so `h2r --help` stays instant.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 
 DESCRIPTION = """\
 Evaluate a trained run directory.
@@ -30,12 +30,6 @@ Evaluate a trained run directory.
 """
 
 
-def _handler(module_name: str, function: str = "main"):
-    def run(args):
-        return getattr(importlib.import_module(module_name), function)(args)
-    return run
-
-
 def _add_common(p: argparse.ArgumentParser, out_help: str, required: bool = True) -> None:
     p.add_argument("--workdir", required=required,
                    help="run directory written by `h2r train` (config.json, checkpoints/)")
@@ -44,11 +38,49 @@ def _add_common(p: argparse.ArgumentParser, out_help: str, required: bool = True
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (default: 0)")
 
 
-def _closed_loop(args):
+def _closed_loop(args) -> int:
     if args.workdir is None or args.setting is None:
         args.eval_parser.error("the closed-loop form needs --workdir and --setting "
                                "(or use a subcommand: embeddings, offline, settings)")
-    return importlib.import_module("h2r.eval.success").main(args)
+    from h2r.eval import success  # noqa: PLC0415
+
+    result, out = success.evaluate_run(
+        args.workdir, args.setting, out=args.out, episodes=args.episodes, seed=args.seed, step=args.step,
+        batch_size=args.batch_size, execute_steps=args.execute_steps, max_steps=args.max_steps,
+        record=args.record, interval=args.interval)
+    print(f"eval {result['setting']}: success {result['success_rate']:.3f} "
+          f"[{result['ci95'][0]:.3f}, {result['ci95'][1]:.3f}] over {result['episodes']} episodes, "
+          f"mean length {result['mean_length']:.1f} -> {out}", flush=True)
+    print(f"  where episodes stop: {success.format_breakdown(result['failure_breakdown'])}", flush=True)
+    return 0
+
+
+def _embeddings(args) -> int:
+    from h2r.eval import embeddings  # noqa: PLC0415
+
+    report = embeddings.evaluate_run(args.workdir, args.out, setting=args.setting, step=args.step,
+                                     seed=args.seed, per_state=args.per_state, max_frames=args.max_frames)
+    print(f"eval embeddings: probe accuracy {report['probe_accuracy']['accuracy']:.3f} (0.5 = overlap), "
+          f"phase retrieval {report['phase_retrieval']['accuracy']:.3f} "
+          f"(chance {report['phase_retrieval']['chance']:.3f}) -> {args.out}", flush=True)
+    return 0
+
+
+def _offline(args) -> int:
+    from h2r.eval import offline  # noqa: PLC0415
+
+    result = offline.evaluate_run(args.workdir, args.out, step=args.step, batches=args.batches,
+                                  split=args.split, seed=args.seed)
+    print(f"eval offline: normalized action MSE {result['mse']:.4f} "
+          + ", ".join(f"{k} {v['mse']:.4f}" for k, v in result["per_dataset"].items()) + f" -> {args.out}")
+    return 0
+
+
+def _settings(args) -> int:
+    from h2r.eval import success  # noqa: PLC0415
+
+    print("\n".join(success.settings_lines(args.workdir)))
+    return 0
 
 
 def register(subparsers) -> None:
@@ -82,7 +114,7 @@ def register(subparsers) -> None:
     e.add_argument("--per-state", type=int, default=4,
                    help="frames per embodiment per matched (scene, task, phase) state (default: 4)")
     e.add_argument("--max-frames", type=int, default=1024, help="cap on frames per embodiment (default: 1024)")
-    e.set_defaults(func=_handler("h2r.eval.embeddings"))
+    e.set_defaults(func=_embeddings)
 
     o = sub.add_parser("offline", help="normalized action MSE on held-out episodes of each dataset",
                        description="Samples action chunks with the model on each dataset's val split "
@@ -91,7 +123,7 @@ def register(subparsers) -> None:
     _add_common(o, "result JSON")
     o.add_argument("--batches", type=int, default=8, help="batches per dataset (default: 8)")
     o.add_argument("--split", default="val", help="split to evaluate (default: val)")
-    o.set_defaults(func=_handler("h2r.eval.offline"))
+    o.set_defaults(func=_offline)
 
     s = sub.add_parser("settings", help="list the settings `h2r eval --setting` accepts",
                        description="Lists the held-out settings (NAME: heldout-eval combinations), their "
@@ -100,4 +132,4 @@ def register(subparsers) -> None:
                                    "to count them).")
     s.add_argument("--workdir", default=None,
                    help="run directory: count pretrain:ROBOT combinations from its data's generation.json")
-    s.set_defaults(func=_handler("h2r.eval.success", "list_settings"))
+    s.set_defaults(func=_settings)

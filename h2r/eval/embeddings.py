@@ -167,35 +167,30 @@ def policy_observation(policy, frames: Frames, idx: np.ndarray) -> dict:
     }
 
 
-def main(args) -> int:
+def evaluate_run(workdir: str, out: str, *, setting: str | None = None, step: int | None = None,
+                 seed: int = 0, per_state: int = 4, max_frames: int = 1024) -> dict:
+    """`h2r eval embeddings`: embeds matched human and robot frames of the run's data with the
+    run's model; writes OUT/embeddings.json and OUT/tsne.png and returns the report."""
     import h2r  # noqa: PLC0415
     from h2r.config import config_from_json  # noqa: PLC0415
     from h2r.world import catalogue  # noqa: PLC0415
 
-    config = config_from_json(os.path.join(args.workdir, "config.json"))
-    target = args.setting or str(config.data.target)
-    setting = catalogue.setting(target)
+    config = config_from_json(os.path.join(workdir, "config.json"))
+    target = setting or str(config.data.target)
     human = next(e.name for e in catalogue.EMBODIMENTS if e.is_human)
     start = time.time()
     human_frames, robot_frames = matched_frames(
-        str(config.data.dir), target, setting.target_embodiment, human,
-        per_state=args.per_state, max_frames=args.max_frames, seed=args.seed)
+        str(config.data.dir), target, catalogue.setting(target).target_embodiment, human,
+        per_state=per_state, max_frames=max_frames, seed=seed)
     print(f"eval embeddings: {len(human_frames.image)} human + {len(robot_frames.image)} robot frames "
           f"of matched states ({time.time() - start:.1f}s)", flush=True)
-    files.check_writable(os.path.join(args.out, "embeddings.json"))
-    with files.output_lock(args.out, f"eval output {args.out}"):
-        policy = h2r.load_policy(args.workdir, step=args.step)
+    files.check_writable(os.path.join(out, "embeddings.json"))
+    with files.output_lock(out, f"eval output {out}"):
+        policy = h2r.load_policy(workdir, step=step)
         human_emb, robot_emb = embed_frames(policy, human_frames), embed_frames(policy, robot_frames)
         report = overlap_report(human_emb, robot_emb, human_frames, robot_frames,
-                                os.path.join(args.out, "tsne.png"), seed=args.seed,
-                                title=f"{os.path.basename(os.path.abspath(args.workdir))}: {target}")
-        report.update(setting=target, step=int(policy.step), workdir=os.path.abspath(args.workdir))
-        write_json(report, os.path.join(args.out, "embeddings.json"))
-    print(f"eval embeddings: probe accuracy {report['probe_accuracy']['accuracy']:.3f} (0.5 = overlap), "
-          f"phase retrieval {report['phase_retrieval']['accuracy']:.3f} "
-          f"(chance {report['phase_retrieval']['chance']:.3f}) -> {args.out}", flush=True)
-    return 0
-
-
-def write_json(obj: dict, path: str) -> None:
-    files.write_json(path, obj)
+                                os.path.join(out, "tsne.png"), seed=seed,
+                                title=f"{os.path.basename(os.path.abspath(workdir))}: {target}")
+        report.update(setting=target, step=int(policy.step), workdir=os.path.abspath(workdir))
+        files.write_json(os.path.join(out, "embeddings.json"), report)
+    return report

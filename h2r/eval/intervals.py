@@ -1,8 +1,11 @@
 """Confidence intervals for success rates: Wilson (binomial) and bootstrap (any statistic).
 
-Both delegate to scipy.stats: the Wilson score interval is `binomtest(...).proportion_ci`,
-the bootstrap is `scipy.stats.bootstrap`. This module only fixes conventions (95% by default,
-plain floats out, degenerate samples handled) so every stage reports intervals the same way.
+One sample of episodes delegates to scipy.stats: the Wilson score interval is
+`binomtest(...).proportion_ci`, the bootstrap is `scipy.stats.bootstrap`. The study report needs
+a two-level bootstrap (resample training seeds, then each seed's episodes) that scipy does not
+offer; `hierarchical_bootstrap` is it, and `percentile_interval` turns its replicates into an
+interval. This module fixes the conventions (95% by default, plain floats out, degenerate
+samples handled) so every stage reports intervals the same way.
 """
 from __future__ import annotations
 
@@ -46,6 +49,34 @@ def bootstrap_interval(
         (values,), statistic, n_resamples=num_resamples, confidence_level=confidence,
         method=method, rng=np.random.default_rng(seed), vectorized=True, axis=0)
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def resampled_means(values: np.ndarray, rng: np.random.Generator, samples: int) -> np.ndarray:
+    """[samples] means of `values` resampled with replacement (one bootstrap level)."""
+    idx = rng.integers(0, values.size, size=(samples, values.size))
+    return values[idx].mean(axis=1)
+
+
+def hierarchical_bootstrap(groups: Sequence[tuple[np.ndarray, np.ndarray | None]],
+                           rng: np.random.Generator, samples: int) -> np.ndarray:
+    """[samples] bootstrap replicates of mean over groups of (mean(a) - mean(b)).
+
+    groups: for each group (a training seed), (outcomes with, outcomes without) for a paired
+    difference, or (outcomes, None) for a plain mean. Groups are resampled, then the outcomes
+    within each group, so both the between-seed spread and the finite number of episodes widen
+    the interval (scipy.stats.bootstrap resamples one level only).
+    """
+    values = np.stack([resampled_means(a, rng, samples) - (0.0 if b is None else resampled_means(b, rng, samples))
+                       for a, b in groups], axis=1)                       # [samples, groups]
+    pick = rng.integers(0, len(groups), size=(samples, len(groups)))
+    return np.take_along_axis(values, pick, axis=1).mean(axis=1)
+
+
+def percentile_interval(replicates: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """The central `confidence` interval of bootstrap replicates (percentile method)."""
+    tail = round(50 * (1 - confidence), 9)  # percent in each tail; rounded: 2.5, not 2.500000000000002
+    lo, hi = np.percentile(replicates, [tail, 100 - tail])
+    return float(lo), float(hi)
 
 
 # name -> interval of a 0/1 success vector; `h2r eval` picks one by name.

@@ -70,18 +70,17 @@ def offline_error(policy, config, *, batches: int, split: str = "val", seed: int
             "batches": batches, "batch_size": int(config.train.batch_size)}
 
 
-def main(args) -> int:
+def evaluate_run(workdir: str, out: str, *, step: int | None = None, batches: int = 8, split: str = "val",
+                 seed: int = 0) -> dict:
+    """`h2r eval offline`: `offline_error` of run `workdir`, written to the JSON `out` and returned."""
     import h2r  # noqa: PLC0415
     from h2r.config import config_from_json  # noqa: PLC0415
-    from h2r.eval.embeddings import write_json  # noqa: PLC0415
 
-    config = config_from_json(os.path.join(args.workdir, "config.json"))
-    policy = h2r.load_policy(args.workdir, step=args.step)
-    files.check_writable(args.out)
-    with files.output_lock(args.out, f"eval output {args.out}"):
-        result = offline_error(policy, config, batches=args.batches, split=args.split, seed=args.seed)
-        result.update(step=int(policy.step), workdir=os.path.abspath(args.workdir))
-        write_json(result, args.out)
-    print(f"eval offline: normalized action MSE {result['mse']:.4f} "
-          + ", ".join(f"{k} {v['mse']:.4f}" for k, v in result["per_dataset"].items()) + f" -> {args.out}")
-    return 0
+    config = config_from_json(os.path.join(workdir, "config.json"))
+    policy = h2r.load_policy(workdir, step=step)
+    files.check_writable(out)
+    with files.output_lock(out, f"eval output {out}"):
+        result = offline_error(policy, config, batches=batches, split=split, seed=seed)
+        result.update(step=int(policy.step), workdir=os.path.abspath(workdir))
+        files.write_json(out, result)
+    return result

@@ -130,24 +130,27 @@ def trained_seeds(config, embodiment: str) -> frozenset[int]:
     return planned_seeds(data_config_of_run(config), embodiment)
 
 
-def list_settings(args) -> int:
+def settings_lines(workdir: str | None = None) -> list[str]:
+    """`h2r eval settings`: one line per setting name; pretrain:ROBOT combinations are counted
+    from the data of run `workdir` when given."""
     from h2r.world import catalogue  # noqa: PLC0415
 
     data_config = None
-    if getattr(args, "workdir", None):
+    if workdir:
         from h2r.config import config_from_json  # noqa: PLC0415
-        data_config = data_config_of_run(config_from_json(_config_path(args.workdir)))
+        data_config = data_config_of_run(config_from_json(_config_path(workdir)))
+    lines = []
     for name in all_settings():
         es = parse_setting(name)
-        print(f"{name:36s} {es.embodiment:14s} {len(es.combos)} combinations, e.g. {'/'.join(map(str, es.combos[0]))}")
+        lines.append(f"{name:36s} {es.embodiment:14s} {len(es.combos)} combinations, e.g. {'/'.join(map(str, es.combos[0]))}")
     for robot in catalogue.ROBOTS:
         name = f"{PRETRAIN}:{robot}"
         if data_config is None:
-            print(f"{name:36s} {robot:14s} the pretraining combinations of the run's data (--workdir W to count them)")
+            lines.append(f"{name:36s} {robot:14s} the pretraining combinations of the run's data (--workdir W to count them)")
         else:
             combos = parse_setting(name, data_config).combos
-            print(f"{name:36s} {robot:14s} {len(combos)} combinations, e.g. {'/'.join(map(str, combos[0]))}")
-    return 0
+            lines.append(f"{name:36s} {robot:14s} {len(combos)} combinations, e.g. {'/'.join(map(str, combos[0]))}")
+    return lines
 
 
 def all_settings() -> list[str]:
@@ -399,48 +402,52 @@ def env_config_of_run(config):
     return EnvConfig.from_config(data_config_of_run(config))
 
 
-def main(args) -> int:
+def evaluate_run(workdir: str, setting: str, *, out: str | None = None, episodes: int = 64, seed: int = 0,
+                 step: int | None = None, batch_size: int | None = None, execute_steps: int | None = None,
+                 max_steps: int | None = None, record: int = 4, interval: str = "wilson") -> tuple[dict, str]:
+    """`h2r eval`: evaluates run `workdir` on `setting` and writes the result JSON (default
+    W/eval/<setting>.json) with rollout strips beside it; returns (result, its path)."""
     import h2r  # noqa: PLC0415
-    from h2r.config import config_from_json  # noqa: PLC0415
-    from h2r.world.config import EnvConfig  # noqa: PLC0415
+    from h2r.world.config import ACTION_PAD, EnvConfig  # noqa: PLC0415
 
-    if args.setting.partition(":")[0] == PRETRAIN:   # a bad name is reported before anything loads
-        check_robot(args.setting.partition(":")[2], args.setting)
-    else:
-        parse_setting(args.setting)
-    data_config = data_config_of_run(config_from_json(_config_path(args.workdir)))
-    es = parse_setting(args.setting, data_config)
-    out = args.out or os.path.join(args.workdir, "eval", f"{es.name.replace(':', '_')}.json")
+    es, data_config = _setting_of_run(workdir, setting)
+    out = out or os.path.join(workdir, "eval", f"{es.name.replace(':', '_')}.json")
     files.check_writable(out)  # before the episodes, not after them
     with files.output_lock(out, f"eval output {out}"):
         excluded = planned_seeds(data_config, es.embodiment)
         if es.role == PRETRAIN and not excluded:
             print(f"eval {es.name}: note: the run's data has no episodes of {es.embodiment}", flush=True)
-        policy = h2r.load_policy(args.workdir, step=args.step)
-        execute_steps = args.execute_steps or 1
+        policy = h2r.load_policy(workdir, step=step)
+        execute_steps = execute_steps or 1
         horizon = int(policy.config.model.action_horizon)
         if execute_steps > horizon:
             raise CheckpointError(f"--execute-steps={execute_steps} exceeds the model's action horizon {horizon}")
-        return _evaluate_to(out, args, policy, es, EnvConfig.from_config(data_config), execute_steps, excluded)
+        result, outcome = evaluate(
+            policy_controller(es.embodiment, ACTION_PAD), policy, es, episodes,
+            env_config=EnvConfig.from_config(data_config), seed=seed, execute_steps=execute_steps,
+            max_steps=max_steps, batch_size=batch_size, record=record, tokenize=policy.tokenize,
+            interval=interval, progress=True, excluded_seeds=excluded)
+        media = _save_media(outcome, out) if record > 0 else []
+        result.update(step=int(policy.step), workdir=os.path.abspath(workdir), media=media)
+        files.write_json(out, result)
+    return result, out
 
 
-def _evaluate_to(out, args, policy, es, env_config, execute_steps, excluded) -> int:
+def _setting_of_run(workdir: str, setting: str) -> tuple[EvalSetting, Any]:
+    """(the setting, the run's data config); a bad name is reported before anything loads."""
+    from h2r.config import config_from_json  # noqa: PLC0415
+
+    if setting.partition(":")[0] == PRETRAIN:
+        check_robot(setting.partition(":")[2], setting)
+    else:
+        parse_setting(setting)
+    data_config = data_config_of_run(config_from_json(_config_path(workdir)))
+    return parse_setting(setting, data_config), data_config
+
+
+def _save_media(outcome, out: str) -> list[str]:
+    """The recorded rollouts as GIF/PNG strips in OUT_rollouts/; paths relative to the JSON's folder."""
     from h2r.eval import rollout  # noqa: PLC0415
-    from h2r.eval.embeddings import write_json  # noqa: PLC0415
-    from h2r.world.config import ACTION_PAD  # noqa: PLC0415
 
-    result, outcome = evaluate(
-        policy_controller(es.embodiment, ACTION_PAD), policy, es, args.episodes, env_config=env_config,
-        seed=args.seed, execute_steps=execute_steps, max_steps=args.max_steps, batch_size=args.batch_size,
-        record=args.record, tokenize=policy.tokenize, interval=args.interval, progress=True,
-        excluded_seeds=excluded)
-    media_dir = os.path.splitext(out)[0] + "_rollouts"
-    media = rollout.save_strips(outcome.frames, outcome.length, media_dir) if args.record > 0 else []
-    result.update(step=int(policy.step), workdir=os.path.abspath(args.workdir),
-                  media=[os.path.relpath(p, os.path.dirname(os.path.abspath(out))) for p in media])
-    write_json(result, out)
-    print(f"eval {es.name}: success {result['success_rate']:.3f} "
-          f"[{result['ci95'][0]:.3f}, {result['ci95'][1]:.3f}] over {result['episodes']} episodes, "
-          f"mean length {result['mean_length']:.1f} -> {out}", flush=True)
-    print(f"  where episodes stop: {format_breakdown(result['failure_breakdown'])}", flush=True)
-    return 0
+    media = rollout.save_strips(outcome.frames, outcome.length, os.path.splitext(out)[0] + "_rollouts")
+    return [os.path.relpath(p, os.path.dirname(os.path.abspath(out))) for p in media]

@@ -155,10 +155,5 @@ def _run_commands(cell: dag.Cell, study_dir: str, log_path: str, env: dict[str, 
     return 0
 
 
-def main(args) -> int:
-    env = dict(item.split("=", 1) for item in getattr(args, "env", None) or [])
-    return run_cell(args.workdir, args.id, env)
-
-
 if __name__ == "__main__":
     sys.exit(run_cell(sys.argv[1], sys.argv[2]))

@@ -1,13 +1,49 @@
-"""`h2r study ...`: run the emergence grid, see where it stands, write its report."""
+"""`h2r study ...`: run the emergence grid, see where it stands, write its report.
+
+This file declares the arguments and prints; the study functions take plain values and are
+imported inside the handlers so `h2r --help` stays instant.
+"""
 from __future__ import annotations
 
-import importlib
+import os
 
 
-def _handler(module_name: str, function: str = "main"):
-    def run(args):
-        return getattr(importlib.import_module(module_name), function)(args)
-    return run
+def _run(args) -> int:
+    from h2r.study import run  # noqa: PLC0415
+
+    return run.run_study(args.workdir, args.config, args.config_overrides, executor=args.executor,
+                         jobs=args.jobs, wait=args.wait, report=not args.no_report)
+
+
+def _status(args) -> int:
+    from h2r.study import dag, run  # noqa: PLC0415
+
+    config, cells, status = run.status(args.workdir)
+    study_dir = os.path.abspath(args.workdir)
+    print(f"study {config.name} in {study_dir}: {status['total']} cells, " +
+          ", ".join(f"{n} {k}" for k, n in status["counts"].items()))
+    for kind in ("data", "pretrain", "cotrain", "eval"):
+        ids = [c.id for c in cells if c.kind == kind]
+        if ids:
+            done = sum(status["cells"][i] == "done" for i in ids)
+            print(f"  {kind:9s} {done}/{len(ids)} done")
+    for cell_id, state in status["cells"].items():
+        if state in ("running", "failed") or args.verbose:
+            print(f"  {state:8s} {cell_id}  ({dag.cell_dir(study_dir, cell_id)}/log.txt)")
+    return 0
+
+
+def _report(args) -> int:
+    from h2r.study import report  # noqa: PLC0415
+
+    print(report.write_report(args.workdir))
+    return 0
+
+
+def _cell(args) -> int:
+    from h2r.study import cell  # noqa: PLC0415
+
+    return cell.run_cell(args.workdir, args.id)
 
 
 RUN_HELP = """\
@@ -36,25 +72,25 @@ def register(subparsers) -> None:
     p.add_argument("--wait", action="store_true",
                    help="slurm: wait for the jobs to finish, then write the report here")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
-    p.set_defaults(func=_handler("h2r.study.run"), accepts_config_overrides=True)
+    p.set_defaults(func=_run, accepts_config_overrides=True)
 
     p = sub.add_parser("status", help="cells done / running / failed / pending",
                        description="Reads the study directory (result files are the truth) and prints "
                                    "how many cells of each kind are complete, and which failed.")
     p.add_argument("--workdir", required=True, help="study directory S")
     p.add_argument("-v", "--verbose", action="store_true", help="list every cell")
-    p.set_defaults(func=_handler("h2r.study.run", "status_main"))
+    p.set_defaults(func=_status)
 
     p = sub.add_parser("report", help="write S/report (index.html, results.json/csv, curve PNG)",
                        description="Collects every complete eval cell, computes the emergence curve "
                                    "(gain from human data vs diversity, bootstrap intervals over seeds and "
                                    "episodes), and writes a self-contained HTML report with the numbers.")
     p.add_argument("--workdir", required=True, help="study directory S")
-    p.set_defaults(func=_handler("h2r.study.report"))
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("cell", help="run one cell (what the executors launch)",
                        description="Runs one cell's commands under its lock and writes its result file. "
                                    "Executors call this; a user rarely needs it.")
     p.add_argument("--workdir", required=True, help="study directory S")
     p.add_argument("--id", required=True, help="cell id, e.g. pretrain-d0.50-s0")
-    p.set_defaults(func=_handler("h2r.study.cell"))
+    p.set_defaults(func=_cell)

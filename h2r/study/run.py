@@ -56,42 +56,36 @@ def prepare(config_path: str | None, overrides, study_dir: str, root: str = ".")
     return config, cells
 
 
-def main(args) -> int:
-    study_dir = os.path.abspath(args.workdir)
-    if args.config is None and not os.path.exists(os.path.join(study_dir, dag.STUDY_FILE)):
+def run_study(workdir: str, config_path: str | None = None, overrides=(), *, executor: str = "local",
+              jobs: int = 0, wait: bool = False, report: bool = True) -> int:
+    """`h2r study run`: plans (or reloads) the study in `workdir` and hands its cells to the
+    executor; writes the report at the end unless `report` is False. Returns the exit code
+    (0 when every cell is complete; a slurm run that does not wait returns 0 once submitted)."""
+    study_dir = os.path.abspath(workdir)
+    if config_path is None and not os.path.exists(os.path.join(study_dir, dag.STUDY_FILE)):
         raise StudyError(f"{study_dir} holds no study yet: pass --config experiments/study/<name>.py")
-    config, cells = prepare(args.config, args.config_overrides, study_dir)
+    config, cells = prepare(config_path, overrides, study_dir)
     counts = dag.summarize(study_dir, cells)["counts"]
     print(f"[study] {config.name}: {len(cells)} cells in {study_dir} ({counts['done']} already complete)",
           file=sys.stderr)
-    executor = importlib.import_module(EXECUTORS[args.executor])
+    module = importlib.import_module(EXECUTORS[executor])
     env = dict(item.split("=", 1) for item in config.executor.env)
-    if args.executor == "local":
-        complete = executor.run(study_dir, cells, jobs=args.jobs or config.executor.jobs, env=env)
+    if executor == "local":
+        complete = module.run(study_dir, cells, jobs=jobs or config.executor.jobs, env=env)
     else:
-        complete = executor.run(study_dir, cells, config, env=env, wait=args.wait)
-        if not args.wait:
+        complete = module.run(study_dir, cells, config, env=env, wait=wait)
+        if not wait:
             return 0
-    if not args.no_report:
-        from h2r.study import report  # noqa: PLC0415
+    if report:
+        from h2r.study import report as report_lib  # noqa: PLC0415
 
-        path = report.write_report(study_dir)
+        path = report_lib.write_report(study_dir)
         print(f"[study] report: {path}", file=sys.stderr)
     return 0 if complete else 1
 
 
-def status_main(args) -> int:
-    study_dir = os.path.abspath(args.workdir)
+def status(workdir: str) -> tuple[ml_collections.ConfigDict, list[dag.Cell], dict]:
+    """`h2r study status`: (config, cells, dag.summarize of the study in `workdir`)."""
+    study_dir = os.path.abspath(workdir)
     config, cells = dag.load_study(study_dir)
-    status = dag.summarize(study_dir, cells)
-    print(f"study {config.name} in {study_dir}: {status['total']} cells, " +
-          ", ".join(f"{n} {k}" for k, n in status["counts"].items()))
-    for kind in ("data", "pretrain", "cotrain", "eval"):
-        ids = [c.id for c in cells if c.kind == kind]
-        if ids:
-            done = sum(status["cells"][i] == "done" for i in ids)
-            print(f"  {kind:9s} {done}/{len(ids)} done")
-    for cell_id, state in status["cells"].items():
-        if state in ("running", "failed") or args.verbose:
-            print(f"  {state:8s} {cell_id}  ({dag.cell_dir(study_dir, cell_id)}/log.txt)")
-    return 0
+    return config, cells, dag.summarize(study_dir, cells)

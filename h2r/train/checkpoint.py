@@ -33,7 +33,7 @@ import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-from orbax.checkpoint._src.checkpoint_managers import preservation_policy as ocp_preservation
+from orbax.checkpoint import checkpoint_managers as policies_lib  # the public preservation policies
 
 from h2r.errors import CheckpointError, H2RError
 
@@ -47,14 +47,14 @@ def checkpoint_dir(workdir: str) -> str:
 def make_manager(workdir: str, *, keep: int = 3, keep_period: int | None = None,
                  read_only: bool = False, asynchronous: bool = True) -> ocp.CheckpointManager:
     """The run's CheckpointManager; keeps last `keep`, every `keep_period`-th, and the best-loss step."""
-    policies = [ocp_preservation.LatestN(n=max(1, keep)),
+    policies = [policies_lib.LatestN(n=max(1, keep)),
                 # The best by training loss; a step saved without metrics is never deleted by it.
-                ocp_preservation.BestN(get_metric_fn=lambda m: m["loss"], reverse=True, n=1,
-                                       keep_checkpoints_without_metrics=False)]
+                policies_lib.BestN(get_metric_fn=lambda m: m["loss"], reverse=True, n=1,
+                                   keep_checkpoints_without_metrics=False)]
     if keep_period:
-        policies.append(ocp_preservation.EveryNSteps(interval_steps=keep_period))
+        policies.append(policies_lib.EveryNSteps(interval_steps=keep_period))
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=ocp_preservation.AnyPreservationPolicy(policies),
+        preservation_policy=policies_lib.AnyPreservationPolicy(policies),
         enable_async_checkpointing=asynchronous, read_only=read_only, create=not read_only,
         # A save cut short (a full disk, a kill) leaves `<step>.orbax-checkpoint-tmp`: never a step,
         # and removed when the run starts again.

@@ -143,3 +143,13 @@ def batch_shardings(batch, mesh: jax.sharding.Mesh):
 def batch_divisor(mesh: jax.sharding.Mesh) -> int:
     """The global batch size must be a multiple of this (devices along data x fsdp)."""
     return mesh.shape["data"] * mesh.shape["fsdp"]
+
+
+def check_batch_size(batch_size: int, mesh: jax.sharding.Mesh) -> None:
+    """Raises ConfigError naming train.batch_size and config.mesh unless the batch splits evenly
+    over the mesh's batch axes (jax would fail at the first step, naming neither)."""
+    divisor = batch_divisor(mesh)
+    if int(batch_size) % divisor:
+        raise ConfigError(f"train.batch_size={batch_size} must be a multiple of {divisor}: the batch is "
+                          f"split over config.mesh data x fsdp = {mesh.shape['data']} x {mesh.shape['fsdp']} "
+                          f"of the {mesh.size} devices; change train.batch_size or config.mesh")

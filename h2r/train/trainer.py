@@ -236,6 +236,8 @@ def make_setup(config, mesh) -> Setup:
     tc = config.train
     tx = make_optimizer(tc)
     graphdef, abstract_params_state, rest = abstract_model(config.model, tc.seed)
+    # Before anything compiles: a ConfigError naming config.mesh, not jax's IndivisibleError.
+    sharding.check_divisible(abstract_params_state, mesh)
     params_sh = param_shardings(abstract_params_state, mesh)
     abstract_params = jax.tree.map(
         lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
@@ -278,10 +280,7 @@ def _train(config, workdir: str, is_main: bool, stream) -> dict[str, Any]:
     tc = config.train
     _check_layout(config)
     mesh = sharding.make_mesh(config.mesh)
-    divisor = sharding.batch_divisor(mesh)
-    if tc.batch_size % divisor:
-        raise ConfigError(f"train.batch_size={tc.batch_size} must be a multiple of {divisor} "
-                          f"(devices along the mesh's data x fsdp axes)")
+    sharding.check_batch_size(tc.batch_size, mesh)
     data_iter = make_data_iterator(config)  # first: it prepares stats and tokenizer if missing
     check_tokenizer(config)
     norm_stats = read_norm_stats(config)
