@@ -68,6 +68,7 @@ def model_config(size: str = "tiny") -> ml_collections.ConfigDict:
         # Keypoint stem (h2r/model/keypoints.py): spatial-softmax keypoints per view, 0 = off.
         keypoints=0,
         keypoint_channels=16,
+        keypoint_layers=1,           # hidden 3x3 convs before the keypoint conv (receptive field 3 + 2 per layer)
         keypoint_temperature=10.0,   # initial softmax sharpness (learned per channel)
         # Action queries (h2r/model/vla.py): weight of their direct action regression, 0 = off.
         action_queries_weight=0.0,

@@ -89,7 +89,8 @@ class VLA(nnx.Module):
         self.state_proj = Dense((c.max_state_dim,), (D,), ("state", "embed"), rngs=rngs, dtype=dtype)
         # Optional: keypoint tokens per view (h2r/model/keypoints.py), shared by both views.
         self.keypoint_stem = (KeypointStem(c.keypoint_channels, c.keypoints, D, rngs=rngs, dtype=dtype,
-                                           temperature=c.get("keypoint_temperature", 10.0))
+                                           temperature=c.get("keypoint_temperature", 10.0),
+                                           hidden_layers=c.get("keypoint_layers", 1))
                               if c.get("keypoints", 0) else None)
         self.query_slots = param(rngs, pos_init, (c.max_subtask_len, D), ("seq", "embed"))
         self.subtask_pos = param(rngs, pos_init, (c.max_subtask_len, D), ("seq", "embed"))
