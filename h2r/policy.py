@@ -9,7 +9,10 @@
 A Policy is a pytree (its children are the params and the normalization arrays), so a rollout
 can pass it into its own jit/vmap: `jax.jit(lambda pol, o, k: pol.act(o, k, "franka"))(policy, o, k)`.
 The embodiment name is static (python): it selects the normalization statistics the pipeline
-used for that embodiment's dataset. Normalization mirrors h2r.data.stats (same formulas, in jnp).
+used for that embodiment's dataset. Observations and actions go through h2r.data.transforms, the
+functions the training pipeline composes (resize, normalize, pad, mask; unnormalize): the model
+sees bitwise what it saw in training. The policy depends on the model (h2r.model.params) and the
+checkpoint format (h2r.train.checkpoint) only, not on the trainer.
 """
 from __future__ import annotations
 
@@ -17,28 +20,11 @@ import functools
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
+from h2r.data import transforms
 from h2r.errors import CheckpointError
-
-_EPS = 1e-6  # as h2r.data.stats
-
-
-def _normalize(x, s, mode):
-    if mode == "quantile":
-        span = s["q99"] - s["q01"]
-        out = 2.0 * (x - s["q01"]) / jnp.maximum(span, _EPS) - 1.0
-        return jnp.where(span > _EPS, jnp.clip(out, -1.0, 1.0), 0.0)
-    return jnp.where(s["std"] > _EPS, (x - s["mean"]) / jnp.maximum(s["std"], _EPS), 0.0)
-
-
-def _unnormalize(x, s, mode):
-    if mode == "quantile":
-        span = s["q99"] - s["q01"]
-        return jnp.where(span > _EPS, (x + 1.0) / 2.0 * span + s["q01"], s["q01"])
-    return jnp.where(s["std"] > _EPS, x * s["std"] + s["mean"], s["mean"])
+from h2r.model import params as params_lib
 
 
 class _Static:
@@ -76,9 +62,12 @@ class Policy:
     def embodiments(self) -> list[str]:
         return sorted(self.stats)
 
+    @property
+    def spec(self) -> transforms.SampleSpec:
+        return transforms.SampleSpec.from_config(self.config.model)
+
     def model(self):
-        from h2r.train.trainer import merge_model  # noqa: PLC0415
-        return merge_model(self.static.graphdef, self.params, self.static.rest)
+        return params_lib.merge_model(self.static.graphdef, self.params, self.static.rest)
 
     # ------------------------------------------------------------------ text
     def tokenize(self, texts: list[str]) -> np.ndarray:
@@ -99,37 +88,18 @@ class Policy:
                               f"{self.static.workdir} (known datasets: {self.embodiments})")
 
     def model_obs(self, obs, embodiment: str | None) -> dict:
-        """Raw observations -> the model's input layout (normalized, padded, masked).
+        """Raw observations -> the model's input layout (resized, normalized, padded, masked) with
+        h2r.data.transforms.observation, as the training pipeline builds a sample.
         embodiment=None: the state is left out (state_mask all False)."""
-        c = self.config.model
-        stats = self.stats[self.dataset_of(embodiment)] if embodiment is not None else None
-        image = jnp.asarray(obs["image"])
-        batch = image.shape[0]
-        size = int(c.image_size)
+        stats = self.stats[self.dataset_of(embodiment)]["state"] if embodiment is not None else None
+        return transforms.observation(self.spec, obs, stats, self.static.norm_mode,
+                                      bool(self.config.data.get("use_wrist", True)))
 
-        def resize(im):
-            if im.shape[1:3] == (size, size):
-                return im
-            out = jax.image.resize(im.astype(jnp.float32), (batch, size, size, 3), "bilinear")
-            return jnp.clip(jnp.round(out), 0, 255).astype(jnp.uint8)
-
-        has_wrist = obs.get("wrist_image") is not None and bool(self.config.data.get("use_wrist", True))
-        wrist = resize(jnp.asarray(obs["wrist_image"])) if has_wrist else jnp.zeros((batch, size, size, 3), jnp.uint8)
-        state_dim = stats["state"]["mean"].shape[0] if stats is not None else 0  # no embodiment: no proprio
-        max_state = int(c.max_state_dim)
-        if state_dim:
-            state = _normalize(jnp.asarray(obs["state"], jnp.float32)[:, :state_dim], stats["state"], self.static.norm_mode)
-            state = jnp.pad(state, ((0, 0), (0, max_state - state_dim)))
-        else:
-            state = jnp.zeros((batch, max_state), jnp.float32)
-        return {
-            "image": resize(image),
-            "wrist_image": wrist,
-            "image_mask": jnp.broadcast_to(jnp.array([True, has_wrist]), (batch, 2)),
-            "state": state,
-            "state_mask": jnp.broadcast_to(jnp.arange(max_state) < state_dim, (batch, max_state)),
-            "instruction": jnp.asarray(obs["instruction"], jnp.int32),
-        }
+    def raw_actions(self, actions, embodiment: str):
+        """Normalized, padded model actions [..., max_action_dim] -> the embodiment's raw units
+        [..., action_dim], with the statistics the pipeline normalized its actions with."""
+        return transforms.raw_actions(actions, self.stats[self.dataset_of(embodiment)]["action"],
+                                      self.static.norm_mode)
 
     # ------------------------------------------------------------------ actions, embeddings
     def act(self, obs, rng, embodiment: str):
@@ -159,9 +129,7 @@ def _sample_normalized(policy: Policy, obs, rng):
 @functools.partial(jax.jit, static_argnames="embodiment")
 def _act(policy: Policy, obs, rng, embodiment: str):
     actions = policy.model().sample_actions(policy.model_obs(obs, embodiment), rng)
-    stats = policy.stats[policy.dataset_of(embodiment)]["action"]
-    action_dim = stats["mean"].shape[0]
-    return _unnormalize(actions[..., :action_dim], stats, policy.static.norm_mode)
+    return policy.raw_actions(actions, embodiment)
 
 
 @functools.partial(jax.jit, static_argnames="embodiment")
@@ -172,9 +140,7 @@ def _embed(policy: Policy, obs, embodiment):
 
 
 def _stats_arrays(norm_stats: dict) -> dict:
-    return {name: {key: {k: np.asarray(v, np.float32) for k, v in s[key].items()
-                         if k in ("mean", "std", "q01", "q99")}
-                   for key in ("action", "state")}
+    return {name: {key: transforms.stats_arrays(s[key]) for key in ("action", "state")}
             for name, s in norm_stats.items()}
 
 
@@ -182,39 +148,36 @@ def load_policy(workdir: str, step: int | None = None, *, ema: bool = False) -> 
     """Restores the policy of run `workdir` at `step` onto the local device; by default the newest
     step that reads (a damaged newer step is named in a warning on stderr).
 
-    ema=True uses the exponential moving average of the params instead of the raw params.
+    ema=True uses the exponential moving average of the params (the checkpoint's `ema` item)
+    instead of the raw params.
     """
     import orbax.checkpoint as ocp  # noqa: PLC0415
 
     from h2r.config import config_from_json  # noqa: PLC0415
-    from h2r.train import checkpoint, trainer  # noqa: PLC0415
+    from h2r.train import checkpoint  # noqa: PLC0415
 
     config_path = os.path.join(workdir, "config.json")
     if not os.path.exists(config_path):
         raise CheckpointError(f"{config_path} does not exist: {workdir!r} is not a training run directory")
     config = config_from_json(config_path)
-    graphdef, abstract_state, rest = trainer.abstract_model(config.model, int(config.train.seed))
+    graphdef, abstract_state, rest = params_lib.abstract_model(config.model, int(config.train.seed))
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    abstract_params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
-                                   trainer.str_keys(nnx.to_pure_dict(abstract_state)))
+    abstract_params = params_lib.abstract_params(abstract_state, device)
     manager = checkpoint.make_manager(workdir, read_only=True)
+    where = checkpoint.checkpoint_dir(workdir)
 
     def restore(step):
-        checkpoint.check_params_match(manager, step, abstract_params, checkpoint.checkpoint_dir(workdir))
-        if ema:
-            # The EMA lives in train_state: restore that item whole (its structure needs the optimizer).
-            tx = trainer.make_optimizer(config.train)
-            abstract_train_state = {"opt_state": jax.eval_shape(tx.init, abstract_params), "ema": abstract_params,
-                                    "step": jax.ShapeDtypeStruct((), np.int32, sharding=device),
-                                    "rng": jax.ShapeDtypeStruct((2,), np.uint32, sharding=device)}
-            abstract_train_state = jax.tree.map(
-                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), abstract_train_state)
-            restored = manager.restore(step, args=ocp.args.Composite(
-                train_state=ocp.args.StandardRestore(abstract_train_state), extra=ocp.args.JsonRestore()))
-            return restored["train_state"]["ema"], restored["extra"]
+        checkpoint.check_params_match(manager, step, abstract_params, where)
+        if ema and not checkpoint.has_item(workdir, step, "ema"):
+            # A checkpoint from before the `ema` item: the EMA is inside train_state (read as numpy).
+            state = checkpoint.read_item_as_numpy(workdir, step, "train_state")
+            extra = manager.restore(step, args=ocp.args.Composite(extra=ocp.args.JsonRestore()))["extra"]
+            return jax.device_put(state["ema"], device), extra
+        item = "ema" if ema else "params"
+        checkpoint.check_params_match(manager, step, abstract_params, where, item)
         restored = manager.restore(step, args=ocp.args.Composite(
-            params=ocp.args.StandardRestore(abstract_params), extra=ocp.args.JsonRestore()))
-        return restored["params"], restored["extra"]
+            extra=ocp.args.JsonRestore(), **{item: ocp.args.StandardRestore(abstract_params)}))
+        return restored[item], restored["extra"]
     try:  # the newest readable step unless `step` is given (a damaged newer one is named)
         (params, extra), step, _ = checkpoint.restore_newest(manager, workdir, restore, step)
     finally:

@@ -29,16 +29,6 @@ def micro_dataset(tmp_path_factory):
 def micro_run(tmp_path_factory, micro_dataset):
     """A tiny run briefly trained (2 steps) on the micro data: what `h2r eval` needs (its data has
     generation.json). Shared: tests that damage it work on a copy."""
-    import io
+    import train_utils
 
-    from h2r.config import load_config
-    from h2r.train.trainer import train
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    workdir = str(tmp_path_factory.mktemp("micro_run") / "run")
-    config = load_config(os.path.join(root, "experiments", "train", "tiny.py"), [
-        f"--config.data.dir={micro_dataset}", "--config.data.kind=cotrain", "--config.data.target=sort_eggs",
-        "--config.data.human=True", "--config.train.steps=2", "--config.train.batch_size=8",
-        "--config.train.checkpoint_every=2", "--config.train.log_every=1", "--config.train.warmup_steps=1"])
-    train(config, workdir, stream=io.StringIO())
-    return workdir
+    return train_utils.train_on_micro_data(str(tmp_path_factory.mktemp("micro_run") / "run"), micro_dataset)

@@ -248,7 +248,7 @@ def test_damaged_latest_checkpoint_falls_back_and_resume_ends_bitwise_identical(
     assert code == 0 and "checkpoint step 3 in" in err and "unreadable" in err, err
     assert os.path.isdir(os.path.join(workdir, "checkpoints.corrupt", "3"))
     assert tu.saved_steps(workdir) == [1, 2, 3]
-    for item in ("params", "train_state"):
+    for item in ("params", "ema", "train_state"):
         ref, got = tu.flat(tu.restore_item(run3, 3, item)), tu.flat(tu.restore_item(workdir, 3, item))
         assert ref.keys() == got.keys() and all(np.array_equal(ref[k], got[k]) for k in ref), item
     assert h2r(capsys, "checkpoint", "info", workdir, "--verify")[0] == 0

@@ -68,7 +68,7 @@ def test_sigterm_and_sigkill_then_resume_end_bitwise_identical(reference, tmp_pa
     assert max(tu.saved_steps(workdir)) == 30
     logged = [json.loads(line)["step"] for line in open(workdir / "metrics.jsonl")]
     assert logged == sorted(set(logged)) and logged[-1] == 30  # each step once after resuming
-    for item in ("params", "train_state"):
+    for item in ("params", "ema", "train_state"):
         ref, got = tu.flat(tu.restore_item(ref_dir, 30, item)), tu.flat(tu.restore_item(workdir, 30, item))
         assert ref.keys() == got.keys()
         differ = [k for k in ref if not np.array_equal(ref[k], got[k])]

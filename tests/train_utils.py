@@ -14,6 +14,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(ROOT, "experiments", "train", "tiny.py")
 H2R = os.path.join(os.path.dirname(sys.executable), "h2r")
 
+def train_on_micro_data(workdir: str, data, *overrides: str, steps: int = 2) -> str:
+    """The tiny preset trained briefly in this process on the micro data (co-training with the
+    human, batch 8), `overrides` last; returns the run directory."""
+    import io
+
+    from h2r.config import load_config
+    from h2r.train.trainer import train
+
+    config = load_config(TINY, [
+        f"--config.data.dir={data}", "--config.data.kind=cotrain", "--config.data.target=sort_eggs",
+        "--config.data.human=True", f"--config.train.steps={steps}", "--config.train.batch_size=8",
+        f"--config.train.checkpoint_every={steps}", "--config.train.log_every=1", "--config.train.warmup_steps=1",
+        *overrides])
+    train(config, workdir, stream=io.StringIO())
+    return workdir
+
+
 # A few seconds of tiny training on synthetic batches (the mechanics do not depend on the data);
 # one block in each transformer keeps the compilations short.
 SYNTHETIC = ["--config.data.kind=synthetic", "--config.train.batch_size=16",

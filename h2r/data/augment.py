@@ -1,5 +1,5 @@
-"""Image transforms: resize to the model's size, and training augmentation (random crop then
-resize back, brightness and contrast jitter).
+"""Training augmentation (random crop then resize back, brightness and contrast jitter); the
+resize to the model's size is h2r.data.transforms.resize (shared with the served policy).
 
 The pipeline applies `jitter` inside its grain batch transform (pipeline.ReadBatch) with a
 numpy Generator seeded by (seed, the sample's global position), so the same seed gives the same
@@ -10,13 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-
-
-def resize(image: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [H, W, 3] -> uint8 [size, size, 3] (bilinear); unchanged if already that size."""
-    if image.shape[0] == size and image.shape[1] == size:
-        return image
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
 
 
 def crop_resize(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:

@@ -24,7 +24,7 @@ import os
 import grain
 import numpy as np
 
-from h2r.data import augment, mixture, sources, stats as stats_lib, tokenizer as tokenizer_lib
+from h2r.data import augment, mixture, sources, stats as stats_lib, tokenizer as tokenizer_lib, transforms
 from h2r.errors import DataError
 
 MIN_SHUFFLE_DOMAIN = 1 << 16
@@ -89,13 +89,7 @@ def action_dim_mask(dataset, max_action_dim: int) -> np.ndarray:
     return mask
 
 
-def _pad(x: np.ndarray, width: int, what: str, dataset) -> np.ndarray:
-    if x.shape[-1] > width:
-        raise DataError(f"dataset {dataset.name!r}: {what} dim {x.shape[-1]} exceeds config.data.max_{what}_dim={width}")
-    return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, width - x.shape[-1])]).astype(np.float32)
-
-
-SUBGOALS = 4   # hindsight subgoals per sample: the ends of the current and the next 3 subtasks
+SUBGOALS = transforms.SUBGOALS   # hindsight subgoals per sample: the ends of the current and the next 3 subtasks
 
 
 def subgoal_steps(subtask: np.ndarray, episode_last: np.ndarray, count: int = SUBGOALS) -> np.ndarray:
@@ -124,29 +118,32 @@ def subgoal_steps(subtask: np.ndarray, episode_last: np.ndarray, count: int = SU
 class ComponentReader:
     """Reads batches of steps of one mixture component, vectorized over the batch.
 
-    Everything but the images is precomputed once per component (normalized, padded,
-    tokenized); the views come from the decoded-frame cache (a memory-mapped slice) or, without
-    it, from the step's episode record (two PNG decodes per sample).
+    Everything but the images is precomputed once per component with h2r.data.transforms (the
+    functions the served policy composes too: normalize, pad, mask, tokenize, over every step at
+    once); the views come from the decoded-frame cache (a memory-mapped slice, resized with
+    transforms.resize when it was built) or, without it, from the step's episode record (two PNG
+    decodes per sample).
     """
 
-    def __init__(self, dataset, norm_stats: dict, tok, data, image_size: int,
+    def __init__(self, dataset, norm_stats: dict, tok, data, spec: transforms.SampleSpec,
                  component: mixture.Component, embodiment_id: int):
         index = dataset.index
         mode = _get(data, "norm")
+        where = f"dataset {dataset.name!r}"
         self.dataset = dataset
-        self.actions = _pad(stats_lib.normalize(index.action, norm_stats, "action", mode),
-                            int(data.max_action_dim), "action", dataset)
-        self.state = _pad(stats_lib.normalize(index.state, norm_stats, "state", mode),
-                          int(data.max_state_dim), "state", dataset)
-        self.state_mask = np.arange(int(data.max_state_dim)) < dataset.state_dim
-        self.action_dim_mask = action_dim_mask(dataset, int(data.max_action_dim))
+        self.actions = transforms.actions(spec, index.action, transforms.stats_arrays(norm_stats["action"]),
+                                          mode, where)
+        state = transforms.state(spec, index.state, transforms.stats_arrays(norm_stats["state"]), mode, where)
+        self.state = state["state"]
+        self.state_mask = transforms.dim_mask(dataset.state_dim, spec.max_state_dim)
+        self.action_dim_mask = action_dim_mask(dataset, spec.max_action_dim)
         texts = index.texts.tolist()
-        self.instruction_ids = tok.encode_batch(texts, int(data.max_instruction_len))[index.instruction]
-        self.subtask_ids = tok.encode_batch(texts, int(data.max_subtask_len))[index.subtask]
+        self.instruction_ids = tok.encode_batch(texts, spec.max_instruction_len)[index.instruction]
+        self.subtask_ids = tok.encode_batch(texts, spec.max_subtask_len)[index.subtask]
         self.episode_last = (index.episode_start + index.episode_length - 1)[index.step_episode]
         self.subgoal = self.state[subgoal_steps(index.subtask, self.episode_last)]
-        self.horizon = int(data.action_horizon)
-        self.image_size = image_size
+        self.horizon = spec.action_horizon
+        image_size = self.image_size = spec.image_size
         self.frames_path = dataset.frame_cache(image_size) if _use_frame_cache(data, dataset, image_size) else None
         self._frames = None
         self.wrist = dataset.layout.wrist_image is not None and bool(_get(data, "use_wrist", True))
@@ -171,9 +168,9 @@ class ComponentReader:
         views = np.zeros((len(steps), 2, size, size, 3), np.uint8)
         for i, step in enumerate(steps):
             head, wrist = self.dataset.images(index.step_episode[step], index.step_t[step])
-            views[i, 0] = augment.resize(head, size)
+            views[i, 0] = transforms.resize(head, size)
             if wrist is not None:
-                views[i, 1] = augment.resize(wrist, size)
+                views[i, 1] = transforms.resize(wrist, size)
         return views
 
     def fill(self, batch: dict, rows: np.ndarray, steps: np.ndarray) -> None:
@@ -206,25 +203,14 @@ class ReadBatch(grain.transforms.Map):
     count (grain's random_map seeds by the index in its own, already sharded, dataset).
     """
 
-    def __init__(self, readers: list[ComponentReader], data, image_size: int, augment_seed: int | None):
+    def __init__(self, readers: list[ComponentReader], spec: transforms.SampleSpec, augment_seed: int | None):
         self.readers = readers
+        self.spec = spec
         self.augment_seed = augment_seed
-        self.shapes = {
-            "image": ((image_size, image_size, 3), np.uint8), "wrist_image": ((image_size, image_size, 3), np.uint8),
-            "image_mask": ((2,), bool), "state": ((int(data.max_state_dim),), np.float32),
-            "state_mask": ((int(data.max_state_dim),), bool),
-            "subgoal": ((SUBGOALS, int(data.max_state_dim)), np.float32),
-            "instruction": ((int(data.max_instruction_len),), np.int32),
-            "subtask": ((int(data.max_subtask_len),), np.int32),
-            "actions": ((int(data.action_horizon), int(data.max_action_dim)), np.float32),
-            "action_valid": ((int(data.action_horizon),), bool),
-            "action_dim_mask": ((int(data.max_action_dim),), bool), "embodiment_id": ((), np.int32),
-            "action_loss_weight": ((), np.float32), "subtask_loss_weight": ((), np.float32),
-        }
 
     def map(self, refs: np.ndarray) -> dict:
         refs = np.asarray(refs, np.int64)
-        batch = {k: np.zeros((len(refs),) + shape, dtype) for k, (shape, dtype) in self.shapes.items()}
+        batch = self.spec.zeros(len(refs))
         for k, reader in enumerate(self.readers):
             rows = np.flatnonzero(refs[:, 0] == k)
             if len(rows):
@@ -291,23 +277,55 @@ def load_tokenizer(data_dir: str):
     return tokenizer_lib.Tokenizer.load(path)
 
 
+class Prepared:
+    """What a pipeline needs before it reads a sample, opened and loaded once: the datasets of
+    `split` (indexed), the normalization stats of the train split, the tokenizer and the sample
+    spec. The trainer saves `norm_stats` and the tokenizer with its run (the policy's copies)."""
+
+    def __init__(self, config, split: str | None = None):
+        data = config.data
+        self.split = split or _get(data, "split")
+        self.datasets = open_datasets(data, self.split)
+        train = self.datasets if self.split == "train" else open_datasets(data, "train")
+        self.tokenizer = load_tokenizer(data.dir)   # also makes the stats of a fresh directory
+        self.norm_stats = {name: stats_lib.ensure(dataset) for name, dataset in train.items()}
+        self.components = mixture.components(data, self.datasets)
+        size = image_size_of(config, [self.datasets[c.dataset] for c in self.components])
+        self.spec = transforms.SampleSpec.from_config(data, image_size=size)
+
+
+def prepare(config, split: str | None = None) -> Prepared:
+    return Prepared(config, split)
+
+
 def norm_stats(config) -> dict:
-    """{dataset name: stats} the pipeline normalizes with (the trainer saves them with its run).
-    Also makes sure DIR/tokenizer.json exists, so callers can read it next."""
-    datasets = open_datasets(config.data, "train")
-    load_tokenizer(config.data.dir)
-    return {name: stats_lib.ensure(dataset) for name, dataset in datasets.items()}
+    """{dataset name: stats} the pipeline normalizes with (the trainer saves them with its run)."""
+    return prepare(config, "train").norm_stats
 
 
 def _component_seed(seed: int, k: int) -> int:
     return int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
 
 
+def make_readers(config, prepared: Prepared) -> list[ComponentReader]:
+    """One reader per mixture component (precomputed normalized vectors, token ids, frames)."""
+    catalogue = embodiment_names()
+    readers = []
+    for component in prepared.components:
+        dataset = prepared.datasets[component.dataset]
+        embodiment = dataset.embodiment()
+        readers.append(ComponentReader(dataset, prepared.norm_stats[component.dataset], prepared.tokenizer,
+                                       config.data, prepared.spec, component,
+                                       catalogue.index(embodiment) if embodiment in catalogue else -1))
+    return readers
+
+
 def make_dataset(config, process_index: int | None = None, process_count: int | None = None,
-                 split: str | None = None) -> grain.IterDataset:
-    """The grain dataset behind make_iterator (exposed for benchmarks and inspection)."""
+                 split: str | None = None, prepared: Prepared | None = None) -> grain.IterDataset:
+    """The grain dataset behind make_iterator (exposed for benchmarks and inspection).
+    `prepared`: the datasets, stats and tokenizer already opened (else opened here)."""
     data = config.data
-    split = split or _get(data, "split")
+    prepared = prepared or prepare(config, split)
     if process_index is None or process_count is None:
         shard = grain.sharding.ShardByJaxProcess(drop_remainder=True)
         process_index, process_count = shard.shard_index, shard.shard_count
@@ -316,21 +334,11 @@ def make_dataset(config, process_index: int | None = None, process_count: int | 
         raise DataError(f"config.train.batch_size={global_batch} is not divisible by {process_count} processes")
     local_batch = global_batch // process_count
 
-    datasets = open_datasets(data, split)
-    train_stats = norm_stats(config) if split != "train" else {
-        n: stats_lib.ensure(d) for n, d in datasets.items()}
-    tok = load_tokenizer(data.dir)
-    components = mixture.components(data, datasets)
-    size = image_size_of(config, [datasets[c.dataset] for c in components])
-    catalogue = embodiment_names()
+    readers = make_readers(config, prepared)
     seed = int(data.seed)
-    readers, parts, weights = [], [], []
-    for k, component in enumerate(components):
-        dataset = datasets[component.dataset]
-        embodiment = dataset.embodiment()
-        readers.append(ComponentReader(dataset, train_stats[component.dataset], tok, data, size, component,
-                                       catalogue.index(embodiment) if embodiment in catalogue else -1))
-        steps = mixture.steps_of(dataset, component.episodes)
+    parts, weights = [], []
+    for k, component in enumerate(prepared.components):
+        steps = mixture.steps_of(prepared.datasets[component.dataset], component.episodes)
         # grain 0.2.18's index_shuffle cycle-walks a domain of >= 2**16: a call costs ~3.5 ms for
         # 10 elements, 0.5 ms for 100, 4 us for 1e5. Shuffling several copies of a small component
         # at once (each step still appears equally often) keeps it fast.
@@ -341,7 +349,7 @@ def make_dataset(config, process_index: int | None = None, process_count: int | 
     ds = parts[0] if len(parts) == 1 else grain.MapDataset.mix(parts, weights=weights)
     ds = ds.map_with_index(_with_position).batch(local_batch, drop_remainder=True)
     augment_seed = _component_seed(seed, 10_000) if _get(data, "augment") else None
-    ds = ds.map(ReadBatch(readers, data, size, augment_seed))[process_index::process_count]
+    ds = ds.map(ReadBatch(readers, prepared.spec, augment_seed))[process_index::process_count]
     ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=int(_get(data, "read_threads")),
                                               prefetch_buffer_size=int(_get(data, "prefetch_buffer_size"))))
     workers = int(_get(data, "worker_count", 0))
@@ -359,9 +367,9 @@ def _absl_flags_parsed() -> None:
 
 
 def make_iterator(config, process_index: int | None = None, process_count: int | None = None,
-                  split: str | None = None) -> grain.DatasetIterator:
+                  split: str | None = None, prepared: Prepared | None = None) -> grain.DatasetIterator:
     """An endless iterator of this process's batches (numpy), with get_state/set_state."""
-    return iter(make_dataset(config, process_index, process_count, split))
+    return iter(make_dataset(config, process_index, process_count, split, prepared))
 
 
 def to_global_batch(local_batch: dict, sharding) -> dict:

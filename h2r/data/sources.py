@@ -302,7 +302,7 @@ class RLDSDataset:
         wrist view is zeros), decoded and resized once, so sampling a step is a memory-mapped
         slice instead of a record parse and two PNG decodes. Built on first use (progress line),
         written to a temp file then renamed; rebuilt when the index is."""
-        from h2r.data import augment  # noqa: PLC0415
+        from h2r.data import transforms  # noqa: PLC0415
 
         path = self.frames_path(size)
         if os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(self.index_path):
@@ -323,9 +323,9 @@ class RLDSDataset:
                 first = int(self.index.episode_start[e])
                 for t in range(int(self.index.episode_length[e])):
                     head, wrist = self._decode_views(steps[t], e, t)
-                    frames[first + t, 0] = augment.resize(head, size)
+                    frames[first + t, 0] = transforms.resize(head, size)
                     if wrist is not None:
-                        frames[first + t, 1] = augment.resize(wrist, size)
+                        frames[first + t, 1] = transforms.resize(wrist, size)
                 progress(f"decoding frames of {self.name}/{self.split} at {size}px", e + 1,
                          self.index.num_episodes, start)
             frames.flush()

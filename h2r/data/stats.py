@@ -17,11 +17,11 @@ import time
 import numpy as np
 
 from h2r import files
+from h2r.data import transforms
 from h2r.errors import DataError
 
 FILENAME = "norm_stats.json"
-MODES = ("quantile", "mean_std")
-_EPS = 1e-6
+MODES = transforms.NORM_MODES
 
 
 def compute(values: np.ndarray) -> dict:
@@ -111,34 +111,13 @@ def ensure(dataset, refresh: bool = False) -> dict:
     return stats
 
 
-def _arrays(stats: dict, key: str):
-    return {k: np.asarray(v, np.float32) for k, v in stats[key].items()}
-
-
 def normalize(x: np.ndarray, stats: dict, key: str, mode: str) -> np.ndarray:
-    """Normalizes the last axis of x with stats[key] ('action' or 'state')."""
-    s = _arrays(stats, key)
-    if mode == "quantile":
-        span = s["q99"] - s["q01"]
-        out = 2.0 * (x - s["q01"]) / np.maximum(span, _EPS) - 1.0
-        out = np.where(span > _EPS, np.clip(out, -1.0, 1.0), 0.0)
-    elif mode == "mean_std":
-        out = np.where(s["std"] > _EPS, (x - s["mean"]) / np.maximum(s["std"], _EPS), 0.0)
-    else:
-        raise DataError(f"unknown normalization {mode!r}; expected one of {MODES}")
-    return out.astype(np.float32)
+    """Normalizes the last axis of x with stats[key] ('action' or 'state') (transforms.normalize)."""
+    return transforms.normalize(np.asarray(x), transforms.stats_arrays(stats[key]), mode)
 
 
 def unnormalize(x: np.ndarray, stats: dict, key: str, mode: str) -> np.ndarray:
-    s = _arrays(stats, key)
-    if mode == "quantile":
-        span = s["q99"] - s["q01"]
-        out = np.where(span > _EPS, (x + 1.0) / 2.0 * span + s["q01"], s["q01"])
-    elif mode == "mean_std":
-        out = np.where(s["std"] > _EPS, x * s["std"] + s["mean"], s["mean"])
-    else:
-        raise DataError(f"unknown normalization {mode!r}; expected one of {MODES}")
-    return out.astype(np.float32)
+    return transforms.unnormalize(np.asarray(x), transforms.stats_arrays(stats[key]), mode)
 
 
 def prepare(data_dir: str, refresh: bool = False, split: str = "train") -> tuple[dict, object]:

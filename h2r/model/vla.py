@@ -30,6 +30,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from h2r.data.transforms import SampleSpec
 from h2r.errors import DataError
 from h2r.model import flow
 from h2r.model.conv_stem import ConvStem
@@ -143,17 +144,7 @@ class VLA(nnx.Module):
 
     # ------------------------------------------------------------------ prefix
     def _check_obs(self, obs) -> None:
-        c = self.config
-        expected = {
-            "image": (c.image_size, c.image_size, 3), "wrist_image": (c.image_size, c.image_size, 3),
-            "state": (c.max_state_dim,), "instruction": (c.max_instruction_len,),
-        }
-        for key, shape in expected.items():
-            if key not in obs:
-                raise DataError(f"observation batch has no {key!r} (keys: {sorted(obs)})")
-            if tuple(obs[key].shape[1:]) != shape:
-                raise DataError(f"observation {key!r} has shape {tuple(obs[key].shape)}, expected [B, "
-                                f"{', '.join(map(str, shape))}] from the model config")
+        SampleSpec.from_config(self.config).check(obs, ("image", "wrist_image", "state", "instruction"))
 
     def _patches(self, images: jax.Array, view: int) -> jax.Array:
         c = self.config

@@ -1,8 +1,10 @@
 """Orbax checkpoints of a run: W/checkpoints is one orbax CheckpointManager directory.
 
-Each saved step holds four items:
+Each saved step holds five items:
   params      plain nested dict of arrays (restorable by orbax alone, without h2r)
-  train_state {"opt_state", "ema", "step", "rng"}
+  ema         the exponential moving average of the params, the same structure (a policy
+              restores it alone, without the optimizer's state)
+  train_state {"opt_state", "step", "rng"}  (checkpoints before the `ema` item: also "ema")
   data_iter   the grain iterator state of every process (grain.checkpoint.CheckpointSave)
   extra       JSON: the resolved config and the normalization statistics
 
@@ -37,7 +39,8 @@ from orbax.checkpoint import checkpoint_managers as policies_lib  # the public p
 
 from h2r.errors import CheckpointError, H2RError
 
-ITEMS = ("params", "train_state", "data_iter", "extra")
+ITEMS = ("params", "ema", "train_state", "data_iter", "extra")
+PARAM_ITEMS = ("params", "ema")   # the two items shaped like the model's params
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -63,20 +66,38 @@ def make_manager(workdir: str, *, keep: int = 3, keep_period: int | None = None,
     if read_only and not os.path.isdir(directory):
         raise CheckpointError(f"{directory} does not exist: {workdir!r} is not a training run directory")
     # Handlers named up front so item_metadata() works before any save/restore in this process.
-    handlers = {"params": ocp.StandardCheckpointHandler(), "train_state": ocp.StandardCheckpointHandler(),
+    handlers = {"params": ocp.StandardCheckpointHandler(), "ema": ocp.StandardCheckpointHandler(),
+                "train_state": ocp.StandardCheckpointHandler(),
                 "data_iter": grain.checkpoint.CheckpointHandler(), "extra": ocp.JsonCheckpointHandler()}
     return ocp.CheckpointManager(directory, item_handlers=handlers, options=options)
 
 
 def save(manager: ocp.CheckpointManager, step: int, *, params, train_state, data_iter,
          extra: dict, metrics: dict | None = None, force: bool = False) -> bool:
-    """Starts an (asynchronous) save of all items at `step`."""
+    """Starts an (asynchronous) save of all items at `step`; the train state's "ema" is its own item."""
+    items = {}
+    if "ema" in train_state:
+        items["ema"] = ocp.args.StandardSave(train_state["ema"])
+        train_state = {k: v for k, v in train_state.items() if k != "ema"}
     args = ocp.args.Composite(
         params=ocp.args.StandardSave(params),
         train_state=ocp.args.StandardSave(train_state),
         data_iter=grain.checkpoint.CheckpointSave(data_iter),
-        extra=ocp.args.JsonSave(extra))
+        extra=ocp.args.JsonSave(extra), **items)
     return manager.save(step, args=args, metrics=metrics, force=force)
+
+
+def has_item(workdir: str, step: int, item: str) -> bool:
+    return os.path.isdir(os.path.join(checkpoint_dir(workdir), str(step), item))
+
+
+def read_item_as_numpy(workdir: str, step: int, item: str):
+    """An array item of a step as numpy arrays, read with orbax alone (any device count, no
+    restore target needed)."""
+    path = os.path.join(checkpoint_dir(workdir), str(step), item)
+    ckptr = ocp.PyTreeCheckpointer()
+    tree = ckptr.metadata(path).item_metadata.tree
+    return ckptr.restore(path, restore_args=jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree))
 
 
 def _flat_shapes(tree) -> dict[str, tuple]:
@@ -88,9 +109,10 @@ def _flat_shapes(tree) -> dict[str, tuple]:
     return flat
 
 
-def check_params_match(manager: ocp.CheckpointManager, step: int, abstract_params, where: str):
+def check_params_match(manager: ocp.CheckpointManager, step: int, abstract_params, where: str,
+                       item: str = "params"):
     """Raises CheckpointError listing keys missing/unexpected/mis-shaped against the model's params."""
-    saved = _flat_shapes(manager.item_metadata(step)["params"])
+    saved = _flat_shapes(manager.item_metadata(step)[item])
     wanted = _flat_shapes(abstract_params)
     missing = sorted(set(wanted) - set(saved))
     unexpected = sorted(set(saved) - set(wanted))
@@ -211,13 +233,21 @@ def restore_for_training(manager: ocp.CheckpointManager, *, abstract_params, abs
 
     def restore(step):
         check_params_match(manager, step, abstract_params, where)
-        return manager.restore(step, args=ocp.args.Composite(
+        items = {"train_state": ocp.args.StandardRestore(abstract_train_state)}
+        if "ema" in abstract_train_state and has_item(workdir, step, "ema"):  # else a checkpoint from before
+            items = {"ema": ocp.args.StandardRestore(abstract_train_state["ema"]),
+                     "train_state": ocp.args.StandardRestore(
+                         {k: v for k, v in abstract_train_state.items() if k != "ema"})}
+        restored = manager.restore(step, args=ocp.args.Composite(
             params=ocp.args.StandardRestore(abstract_params),
-            train_state=ocp.args.StandardRestore(abstract_train_state),
-            data_iter=grain.checkpoint.CheckpointRestore(data_iter)))
-    restored, step, bad = restore_newest(manager, workdir, restore, stream=stream)
+            data_iter=grain.checkpoint.CheckpointRestore(data_iter), **items))
+        train_state = dict(restored["train_state"])
+        if "ema" in items:
+            train_state["ema"] = restored["ema"]
+        return restored["params"], train_state
+    (params, train_state), step, bad = restore_newest(manager, workdir, restore, stream=stream)
     move_aside(manager, workdir, bad, stream)
-    return restored["params"], restored["train_state"], step
+    return params, train_state, step
 
 
 def verify(workdir: str, step: int) -> str | None:
@@ -225,11 +255,9 @@ def verify(workdir: str, step: int) -> str | None:
     read, else the first problem."""
     path = os.path.join(checkpoint_dir(workdir), str(step))
     try:
-        for item in ("params", "train_state"):
-            ckptr = ocp.PyTreeCheckpointer()
-            tree = ckptr.metadata(os.path.join(path, item)).item_metadata.tree
-            ckptr.restore(os.path.join(path, item), restore_args=jax.tree.map(
-                lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree))
+        for item in ("params", "ema", "train_state"):
+            if item != "ema" or has_item(workdir, step, item):
+                read_item_as_numpy(workdir, step, item)
         for item in ("extra", "data_iter"):
             for name in os.listdir(os.path.join(path, item)):
                 if name.endswith(".json") or name == "metadata":

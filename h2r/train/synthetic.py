@@ -13,7 +13,7 @@ from __future__ import annotations
 import grain
 import numpy as np
 
-from h2r.data.pipeline import SUBGOALS
+from h2r.data.transforms import SampleSpec
 
 VOCAB = 32  # token ids drawn from [3, VOCAB); 0 = pad, 1 = unk, 2 = eos as in the tokenizer
 
@@ -30,22 +30,16 @@ def _global_batch(index: int, config) -> dict[str, np.ndarray]:
     task = (instruction[:, :1] % 2).astype(np.float32) * 2 - 1
     actions = np.tanh(np.einsum("bs,sha->bha", np.concatenate([state, task], 1), coef) / 2)
     image = rng.integers(0, 256, size=(batch_size, size, size, 3), dtype=np.uint8)
-    return {
-        "image": image,
-        "wrist_image": image[:, ::-1],
-        "image_mask": np.ones((batch_size, 2), bool),
-        "state": state,
-        "state_mask": np.ones((batch_size, d.max_state_dim), bool),
-        "subgoal": np.repeat(np.tanh(state)[:, None], SUBGOALS, 1),
-        "instruction": instruction,
-        "subtask": rng.integers(3, VOCAB, size=(batch_size, d.max_subtask_len), dtype=np.int32),
-        "actions": actions.astype(np.float32),
-        "action_valid": np.ones((batch_size, d.action_horizon), bool),
-        "action_dim_mask": np.ones((batch_size, d.max_action_dim), bool),
-        "embodiment_id": np.zeros((batch_size,), np.int32),
-        "action_loss_weight": np.ones((batch_size,), np.float32),
-        "subtask_loss_weight": np.ones((batch_size,), np.float32),
-    }
+    spec = SampleSpec.from_config(d, image_size=size)
+    batch = spec.zeros(batch_size)   # the layout; every mask and loss weight set below
+    for key in ("image_mask", "state_mask", "action_valid", "action_dim_mask",
+                "action_loss_weight", "subtask_loss_weight"):
+        batch[key][...] = 1
+    batch.update(image=image, wrist_image=image[:, ::-1], state=state, instruction=instruction,
+                 subgoal=np.repeat(np.tanh(state)[:, None], spec.subgoals, 1),
+                 subtask=rng.integers(3, VOCAB, size=(batch_size, d.max_subtask_len), dtype=np.int32),
+                 actions=actions.astype(np.float32))
+    return batch
 
 
 def make_iterator(config, process_index: int = 0, process_count: int = 1) -> grain.DatasetIterator:

@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import sys
 from typing import Any
@@ -30,6 +29,7 @@ from h2r.config import ConfigError, save_config
 from h2r import files
 from h2r.errors import DataError, H2RError
 from h2r.model import VLA
+from h2r.model.params import abstract_model, abstract_params as make_abstract_params, merge_model, str_keys
 from h2r.train import checkpoint, metrics, sharding
 
 # Fields that describe the sample layout: config.model and config.data must agree on them.
@@ -41,25 +41,7 @@ class TrainingError(H2RError):
 
 
 # ---------------------------------------------------------------------------- params as dicts
-def str_keys(tree):
-    """Nested dict with every key a string (orbax stores dict keys as strings anyway)."""
-    if isinstance(tree, dict):
-        return {str(k): str_keys(v) for k, v in tree.items()}
-    return tree
-
-
-def merge_model(graphdef, params, rest) -> VLA:
-    """The nnx model for a params dict (inside jit: a pure function of the arrays)."""
-    return nnx.merge(graphdef, nnx.State(nnx.restore_int_paths(params)), rest)
-
-
-def abstract_model(model_config, seed: int):
-    """(graphdef, abstract params dict, rest state) without allocating any parameter."""
-    model = nnx.eval_shape(lambda: VLA(model_config, rngs=nnx.Rngs(seed)))
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    return graphdef, params, rest
-
-
+# (shared with the served policy: h2r/model/params.py)
 def param_shardings(params_state, mesh):
     """NamedShardings (string-keyed dict) of the params from their logical axis names."""
     return str_keys(nnx.to_pure_dict(sharding.state_shardings(params_state, mesh)))
@@ -130,13 +112,18 @@ def make_train_step(graphdef, rest, tx, schedule, ema_decay: float):
 
 
 # ---------------------------------------------------------------------------- data
-def make_data_iterator(config):
-    """This process's iterator of numpy batches (grain DatasetIterator, checkpointable)."""
+def make_data(config):
+    """(this process's iterator of numpy batches (a checkpointable grain DatasetIterator), the
+    normalization stats {dataset: stats} it normalizes with, its tokenizer or None). The datasets
+    are opened and indexed, the stats and the tokenizer loaded, once (pipeline.prepare)."""
     if config.data.kind == "synthetic":
         from h2r.train import synthetic  # noqa: PLC0415
-        return synthetic.make_iterator(config, jax.process_index(), jax.process_count())
+        return (synthetic.make_iterator(config, jax.process_index(), jax.process_count()),
+                synthetic.norm_stats(config), None)
     from h2r.data import pipeline  # noqa: PLC0415
-    return pipeline.make_iterator(config, jax.process_index(), jax.process_count())
+    prepared = pipeline.prepare(config)
+    iterator = pipeline.make_iterator(config, jax.process_index(), jax.process_count(), prepared=prepared)
+    return iterator, prepared.norm_stats, prepared.tokenizer
 
 
 def to_global(local_batch, mesh):
@@ -145,21 +132,10 @@ def to_global(local_batch, mesh):
     return pipeline.to_global_batch(local_batch, sharding.batch_sharding(mesh))
 
 
-def read_norm_stats(config) -> dict:
-    """{dataset name: stats} the pipeline normalizes with (identity for synthetic data)."""
-    if config.data.kind == "synthetic":
-        from h2r.train import synthetic  # noqa: PLC0415
-        return synthetic.norm_stats(config)
-    from h2r.data import pipeline  # noqa: PLC0415
-    return pipeline.norm_stats(config)
-
-
-def check_tokenizer(config):
+def check_tokenizer(config, tok):
     """The data's tokenizer must fit the model's embedding table."""
-    if config.data.kind == "synthetic":
+    if tok is None:
         return
-    from h2r.data import tokenizer as tokenizer_lib  # noqa: PLC0415
-    tok = tokenizer_lib.Tokenizer.load(tokenizer_lib.path_for(config.data.dir))
     if tok.vocab_size > config.model.vocab_size:
         raise ConfigError(f"the tokenizer of {config.data.dir} has {tok.vocab_size} words but "
                           f"config.model.vocab_size={config.model.vocab_size}: raise model.vocab_size")
@@ -174,17 +150,16 @@ def _check_layout(config):
 
 
 # ---------------------------------------------------------------------------- run directory
-def write_run_files(config, workdir: str, norm_stats: dict):
-    """config.json, norm_stats.json and tokenizer.json next to the checkpoints (main process)."""
+def write_run_files(config, workdir: str, norm_stats: dict, tok=None):
+    """config.json, norm_stats.json and tokenizer.json (the stats and tokenizer the pipeline
+    loaded) next to the checkpoints (main process): what `h2r.load_policy` reads."""
     if jax.process_index() != 0:
         return
     os.makedirs(workdir, exist_ok=True)
     save_config(config, os.path.join(workdir, "config.json"))
     files.write_json(os.path.join(workdir, "norm_stats.json"), norm_stats, indent=1)
-    tokenizer = os.path.join(config.data.dir or "", "tokenizer.json")
-    if config.data.dir and os.path.exists(tokenizer):
-        with open(tokenizer) as src, files.atomic_write(os.path.join(workdir, "tokenizer.json")) as dst:
-            shutil.copyfileobj(src, dst)
+    if tok is not None:
+        tok.save(os.path.join(workdir, "tokenizer.json"))
 
 
 class _StopSignal:
@@ -239,9 +214,7 @@ def make_setup(config, mesh) -> Setup:
     # Before anything compiles: a ConfigError naming config.mesh, not jax's IndivisibleError.
     sharding.check_divisible(abstract_params_state, mesh)
     params_sh = param_shardings(abstract_params_state, mesh)
-    abstract_params = jax.tree.map(
-        lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
-        str_keys(nnx.to_pure_dict(abstract_params_state)), params_sh)
+    abstract_params = make_abstract_params(abstract_params_state, params_sh)
     state_sh = train_state_shardings(tx, abstract_params, params_sh, mesh)
     return Setup(graphdef, rest, tx, lr_schedule(tc), params_sh, state_sh, abstract_params,
                  _abstract_train_state(tx, abstract_params, tc, state_sh))
@@ -281,9 +254,8 @@ def _train(config, workdir: str, is_main: bool, stream) -> dict[str, Any]:
     _check_layout(config)
     mesh = sharding.make_mesh(config.mesh)
     sharding.check_batch_size(tc.batch_size, mesh)
-    data_iter = make_data_iterator(config)  # first: it prepares stats and tokenizer if missing
-    check_tokenizer(config)
-    norm_stats = read_norm_stats(config)
+    data_iter, norm_stats, tok = make_data(config)  # prepares stats and tokenizer if missing
+    check_tokenizer(config, tok)
     extra = {"config": json.loads(config.to_json_best_effort()), "norm_stats": norm_stats}
 
     with sharding.use_mesh(mesh):
@@ -302,7 +274,7 @@ def _train(config, workdir: str, is_main: bool, stream) -> dict[str, Any]:
             return {"step": start_step, "preempted": False, "last_metrics": {}}
         if is_main:
             metrics.truncate_jsonl(workdir, start_step)
-        write_run_files(config, workdir, norm_stats)  # only now: the checkpoints beside it fit it
+        write_run_files(config, workdir, norm_stats, tok)  # only now: the checkpoints beside it fit it
         step_fn = jit_train_step(setup, float(tc.ema_decay))
         with files.disk_full_as_error(checkpoint.checkpoint_dir(workdir)):
             return _loop(config, workdir, mesh, manager, step_fn, params, train_state, data_iter,
