@@ -22,7 +22,7 @@ import os
 import jax
 import numpy as np
 
-from h2r.data import transforms
+from h2r.data import config as data_config, transforms
 from h2r.errors import CheckpointError
 from h2r.model import params as params_lib
 
@@ -93,7 +93,7 @@ class Policy:
         embodiment=None: the state is left out (state_mask all False)."""
         stats = self.stats[self.dataset_of(embodiment)]["state"] if embodiment is not None else None
         return transforms.observation(self.spec, obs, stats, self.static.norm_mode,
-                                      bool(self.config.data.get("use_wrist", True)))
+                                      bool(data_config.get(self.config.data, "use_wrist")))
 
     def raw_actions(self, actions, embodiment: str):
         """Normalized, padded model actions [..., max_action_dim] -> the embodiment's raw units
@@ -188,7 +188,7 @@ def load_policy(workdir: str, step: int | None = None, *, ema: bool = False) -> 
     if os.path.exists(tok_path):
         from h2r.data.tokenizer import Tokenizer  # noqa: PLC0415
         tokenizer = Tokenizer.load(tok_path)
-    norm_mode = config.data.get("norm", "quantile")
+    norm_mode = data_config.get(config.data, "norm")
     static = _Static(graphdef, rest, config, tokenizer, norm_mode, os.path.abspath(workdir), step)
     return Policy(params, _stats_arrays(norm_stats), static)
 

@@ -7,25 +7,12 @@ needs ~30 for two objects; learned policies are slower and evaluation uses the s
 
     h2r data generate --config experiments/data/tiny.py --out data/tiny
 """
-import ml_collections
+from h2r.data.config import generation_config
 
 
-def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    config.seed = 0
-    config.resolution = 32
-    config.horizon = 64
-    config.num_scenes = 4
-    config.num_task_families = 0      # all
-    config.task_families = ""         # comma-separated names: overrides num_task_families
-    config.episodes_per_combination = 2
-    config.embodiments = ""
-    config.settings = ""
-    config.target_robot_episodes = 40
-    config.target_human_episodes = 4
-    config.heldout_eval_episodes = 2
-    config.val_fraction = 0.1
-    # World options (h2r.world.config.EnvConfig fields): fewer objects so short episodes finish.
-    config.env = ml_collections.ConfigDict(dict(max_task_objects=2, max_distractors=2))
-    config.rollout_batch_size = 64
-    return config
+def get_config():
+    return generation_config(
+        resolution=32, horizon=64, num_scenes=4, episodes_per_combination=2, target_robot_episodes=40,
+        target_human_episodes=4, heldout_eval_episodes=2, val_fraction=0.1, rollout_batch_size=64,
+        # World options (h2r.world.config.EnvConfig fields): fewer objects so short episodes finish.
+        env=dict(max_task_objects=2, max_distractors=2))

@@ -8,11 +8,7 @@ has those keys before starting anything, and stops with a clear error if it does
 
     h2r study run --config experiments/study/factorial.py --workdir study/factorial --executor slurm
 """
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
-from paper import get_config as paper_config  # noqa: E402
+from h2r.study.grid import paper_config
 
 
 def get_config():

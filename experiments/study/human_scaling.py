@@ -4,11 +4,7 @@ per human weight (gain = success(weight) - success(0)).
 
     h2r study run --config experiments/study/human_scaling.py --workdir study/human_scaling
 """
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
-from paper import get_config as paper_config  # noqa: E402
+from h2r.study.grid import paper_config
 
 
 def get_config():

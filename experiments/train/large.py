@@ -3,11 +3,7 @@
     srun -N 4 --ntasks-per-node=1 h2r train --config experiments/train/large.py \
         --workdir runs/large --config.data.dir=data/base
 """
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
-from common import make_config  # noqa: E402
+from h2r.train.config import make_config
 
 
 def get_config():

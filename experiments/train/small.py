@@ -2,11 +2,7 @@
 
     h2r train --config experiments/train/small.py --workdir runs/small --config.data.dir=data/small
 """
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
-from common import make_config  # noqa: E402
+from h2r.train.config import make_config
 
 
 def get_config():

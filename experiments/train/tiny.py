@@ -2,11 +2,7 @@
 
     h2r train --config experiments/train/tiny.py --workdir runs/tiny --config.data.dir=data/tiny
 """
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
-from common import make_config  # noqa: E402
+from h2r.train.config import make_config
 
 
 def get_config():

@@ -26,6 +26,7 @@ import dataclasses
 
 import numpy as np
 
+from h2r.data import config as data_config
 from h2r.errors import DataError
 
 HUMAN = "human"
@@ -97,9 +98,9 @@ def nested_fraction(items, fraction: float, subset_seed: int = 0, salt: str = ""
 
 def factor_filter(data, combos: list[tuple[str, str]], subset_seed: int) -> list[tuple[str, str]]:
     """`combos` restricted to the factorial axes' scene and task fractions (default: all)."""
-    scenes = set(nested_fraction([s for s, _ in combos], float(data.get("scene_diversity", 1.0)),
+    scenes = set(nested_fraction([s for s, _ in combos], float(data_config.get(data, "scene_diversity")),
                                  subset_seed, "scenes"))
-    tasks = set(nested_fraction([t for _, t in combos], float(data.get("task_diversity", 1.0)),
+    tasks = set(nested_fraction([t for _, t in combos], float(data_config.get(data, "task_diversity")),
                                 subset_seed, "tasks"))
     return [(s, t) for s, t in combos if s in scenes and t in tasks]
 
@@ -108,9 +109,9 @@ def other_robots(data, by_embodiment: dict, robot: str, subset_seed: int) -> lis
     """The other robot embodiments in the pretraining mixture: all with `other_embodiments`,
     else a nested `embodiment_diversity` fraction of them (default none)."""
     others = sorted(e for e in by_embodiment if e not in (robot, HUMAN))
-    if data.get("other_embodiments", False):
+    if data_config.get(data, "other_embodiments"):
         return others
-    return sorted(nested_fraction(others, float(data.get("embodiment_diversity", 0.0)), subset_seed, "robots"))
+    return sorted(nested_fraction(others, float(data_config.get(data, "embodiment_diversity")), subset_seed, "robots"))
 
 
 def _round_robin(groups: list[np.ndarray], budget: int, rng) -> list[np.ndarray]:
@@ -136,12 +137,12 @@ def _round_robin(groups: list[np.ndarray], budget: int, rng) -> list[np.ndarray]
 def pretrain_components(data, datasets: dict) -> list[Component]:
     by_embodiment = _by_embodiment(datasets)
     robot = target_embodiment(datasets, data.target)
-    subset_seed = int(data.get("subset_seed", 0))
+    subset_seed = int(data_config.get(data, "subset_seed"))
     combos = factor_filter(data, diversity_combinations(by_embodiment[robot], float(data.diversity), subset_seed),
                            subset_seed)
     if not combos:
-        raise DataError(f"diversity {data.diversity} (scene_diversity {data.get('scene_diversity', 1.0)}, "
-                        f"task_diversity {data.get('task_diversity', 1.0)}) of robot {robot!r} selects no "
+        raise DataError(f"diversity {data.diversity} (scene_diversity {data_config.get(data, 'scene_diversity')}, "
+                        f"task_diversity {data_config.get(data, 'task_diversity')}) of robot {robot!r} selects no "
                         f"(scene, task) combination: the subset is empty (diversity 0 means no robot pretraining)")
     # Groups for the round-robin: (dataset, combination) -> its pretraining episodes.
     groups: list[tuple[str, np.ndarray]] = []
@@ -156,7 +157,7 @@ def pretrain_components(data, datasets: dict) -> list[Component]:
             if len(episodes):
                 groups.append((dataset.name, episodes))
     pool = sum(len(e) for _, e in groups)
-    budget = int(data.get("sample_budget", 0) or 0) or pool
+    budget = int(data_config.get(data, "sample_budget") or 0) or pool
     if budget > pool:
         raise DataError(f"pretraining subset (robot {robot!r}, diversity {data.diversity}, other robots "
                         f"{members[1:]}) has {pool} episodes, fewer than "
@@ -182,7 +183,7 @@ def cotrain_components(data, datasets: dict) -> list[Component]:
     robot_ds = by_embodiment[robot]
     robot_eps = np.flatnonzero((_meta(robot_ds, "setting") == "target-robot") & (_meta(robot_ds, "target") == data.target))
     components = [Component(robot_ds.name, robot_eps, weight=1.0)]
-    if data.get("human", False):
+    if data_config.get(data, "human"):
         if HUMAN not in by_embodiment:
             raise DataError(f"config.data.human is set but {data.dir!r} has no human dataset (h2r_human)")
         human_ds = by_embodiment[HUMAN]
@@ -190,10 +191,10 @@ def cotrain_components(data, datasets: dict) -> list[Component]:
         if not len(human_eps):
             raise DataError(f"dataset {human_ds.name!r} has no 'target-human' episodes for setting "
                             f"{data.target!r}: the human part of the co-training mixture is empty")
-        loss = data.get("human_loss", "both")
+        loss = data_config.get(data, "human_loss")
         if loss not in HUMAN_LOSS:
             raise DataError(f"config.data.human_loss={loss!r}; expected one of {sorted(HUMAN_LOSS)}")
-        weight = float(data.get("human_weight", 0.5))
+        weight = float(data_config.get(data, "human_weight"))
         if not 0.0 < weight < 1.0:
             raise DataError(f"config.data.human_weight={weight} must be in (0, 1)")
         components = [Component(robot_ds.name, robot_eps, weight=1.0 - weight),
@@ -217,7 +218,7 @@ def parse_mixture(spec: str) -> list[tuple[str, float]]:
 
 def weighted_components(data, datasets: dict) -> list[Component]:
     components = []
-    for name, weight in parse_mixture(data.get("mixture", "")):
+    for name, weight in parse_mixture(data_config.get(data, "mixture")):
         if name not in datasets:
             raise DataError(f"config.data.mixture names {name!r}, not a dataset in {data.dir!r} "
                             f"(found {sorted(datasets)})")
@@ -245,6 +246,6 @@ def components(data, datasets: dict) -> list[Component]:
 def required_datasets(data, available: list[str]) -> list[str]:
     """Dataset names a config's mixture may read (all of ours; the named ones for `mixture`)."""
     if data.kind == "mixture":
-        return [name for name, _ in parse_mixture(data.get("mixture", ""))]
+        return [name for name, _ in parse_mixture(data_config.get(data, "mixture"))]
     return [name for name in available if name.startswith("h2r_")]
 

@@ -24,32 +24,14 @@ import os
 import grain
 import numpy as np
 
-from h2r.data import augment, mixture, sources, stats as stats_lib, tokenizer as tokenizer_lib, transforms
+from h2r.data import augment, config as data_config, mixture, sources, stats as stats_lib, \
+    tokenizer as tokenizer_lib, transforms
 from h2r.errors import DataError
 
 MIN_SHUFFLE_DOMAIN = 1 << 16
 
-# config.data keys beyond the contract's, with their defaults.
-DEFAULTS = {
-    "norm": "quantile",          # quantile | mean_std
-    "augment": False,
-    "subset_seed": 0,            # the nested diversity subsets' permutation (fixed across levels)
-    "read_threads": 4,           # grain ReadOptions.num_threads
-    "prefetch_buffer_size": 8,   # grain ReadOptions.prefetch_buffer_size (elements = batches)
-    "mixture": "",
-    "image_size": 0,             # used when config.model.image_size is absent
-    "split": "train",
-    # Decode every step's views once into DIR/<dataset>/frames_*.npy (memory-mapped): True,
-    # False, or "auto" = when the file would be under frame_cache_max_gb.
-    "frame_cache": "auto",
-    "frame_cache_max_gb": 4.0,
-}
-
-
-def _get(data, key, default=None):
-    if key in data:
-        return data[key]
-    return DEFAULTS.get(key, default)
+# config.data's keys and defaults: h2r/data/config.py (DEFAULTS, PIPELINE_DEFAULTS).
+_get = data_config.get
 
 
 def embodiment_names() -> list[str]:
@@ -146,7 +128,7 @@ class ComponentReader:
         image_size = self.image_size = spec.image_size
         self.frames_path = dataset.frame_cache(image_size) if _use_frame_cache(data, dataset, image_size) else None
         self._frames = None
-        self.wrist = dataset.layout.wrist_image is not None and bool(_get(data, "use_wrist", True))
+        self.wrist = dataset.layout.wrist_image is not None and bool(_get(data, "use_wrist"))
         self.embodiment_id = embodiment_id
         self.loss_weights = (component.action_loss_weight, component.subtask_loss_weight)
 
@@ -352,7 +334,7 @@ def make_dataset(config, process_index: int | None = None, process_count: int | 
     ds = ds.map(ReadBatch(readers, prepared.spec, augment_seed))[process_index::process_count]
     ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=int(_get(data, "read_threads")),
                                               prefetch_buffer_size=int(_get(data, "prefetch_buffer_size"))))
-    workers = int(_get(data, "worker_count", 0))
+    workers = int(_get(data, "worker_count"))
     if workers > 0:
         _absl_flags_parsed()
         ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))

@@ -87,6 +87,22 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
+def paper_config() -> ml_collections.ConfigDict:
+    """The paper's grid (experiments/study/paper.py; factorial.py and human_scaling.py vary it)."""
+    config = base_config()
+    config.update_from_flattened_dict({
+        "name": "paper", "data.config": "experiments/data/base.py", "train.config": "experiments/train/base.py",
+        "train.pretrain_steps": 20000, "train.cotrain_steps": 5000,
+        "levels": ("0", "0.25", "0.5", "0.75", "1.0", "1.0+other"), "seeds": (0, 1, 2),
+        "targets": ("sort_eggs", "tidy_new_scenes", "bussing_new_objects"), "human_weights": (0.0, 0.5),
+        "eval.episodes": 200, "report.bootstrap_samples": 5000})
+    config.resources.data = resources(cpus=16, time="04:00:00")
+    config.resources.pretrain = resources(cpus=8, gpus=1, mem="64G", time="12:00:00")
+    config.resources.cotrain = resources(cpus=8, gpus=1, mem="64G", time="06:00:00")
+    config.resources.eval = resources(cpus=8, gpus=1, mem="32G", time="02:00:00")
+    return config
+
+
 @dataclasses.dataclass(frozen=True)
 class Level:
     """One pretraining level: an axis, a fraction, and whether other robots are added."""

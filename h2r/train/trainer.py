@@ -27,13 +27,11 @@ from flax import nnx
 
 from h2r.config import ConfigError, save_config
 from h2r import files
+from h2r.data.config import LAYOUT_KEYS  # the sample layout: config.model and config.data agree on it
 from h2r.errors import DataError, H2RError
 from h2r.model import VLA
 from h2r.model.params import abstract_model, abstract_params as make_abstract_params, merge_model, str_keys
 from h2r.train import checkpoint, metrics, sharding
-
-# Fields that describe the sample layout: config.model and config.data must agree on them.
-LAYOUT_KEYS = ("max_state_dim", "max_action_dim", "action_horizon", "max_instruction_len", "max_subtask_len")
 
 
 class TrainingError(H2RError):
