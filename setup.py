@@ -46,6 +46,6 @@ setup(
     ],
     package_dir={"h2r": "h2r", "h2r.launch": "launch"},
     install_requires=CORE,
-    extras_require={"test": ["pytest==9.2.0"]},
+    extras_require={"test": ["pytest==9.2.0", "pytest-xdist==3.8.0"]},
     entry_points={"console_scripts": ["h2r = h2r.cli:main"]},
 )

@@ -32,3 +32,18 @@ def micro_run(tmp_path_factory, micro_dataset):
     import train_utils
 
     return train_utils.train_on_micro_data(str(tmp_path_factory.mktemp("micro_run") / "run"), micro_dataset)
+
+
+# --- order: the longest test files first ------------------------------------------------------
+# CI runs `pytest -n 2 --dist loadfile`: each file goes to one of two workers in collection order.
+# Starting the longest files first (by `--durations`, 2026-11-25) keeps one of them from running
+# alone at the end while the other worker idles.
+LONGEST_FIRST = ("test_learning_closed_loop.py", "test_study_slurm.py", "test_study_e2e.py",
+                 "test_faults.py", "test_transforms.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = os.path.basename(str(item.path))
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+    items.sort(key=rank)  # stable: the order inside a file is unchanged

@@ -37,6 +37,7 @@ def test_short_training_succeeds_in_closed_loop(tmp_path):
         "--execute-steps", "1", "--out", out)
     result = json.loads(out.read_text())
     # The scripted expert succeeds every time here and random actions (the floor) never; this
-    # recipe measured 8/64 (BUILD_NOTES.md, "Learning"); untrained or broken: 0/64.
-    assert result["success_rate"] >= 5 / 64, result["failure_breakdown"]
+    # recipe measured 23/64 here (a 1500-step run, whose schedule ends sooner: 11/64; BUILD_NOTES.md,
+    # "Learning", session 5); untrained or broken: 0/64.
+    assert result["success_rate"] >= 12 / 64, result["failure_breakdown"]
     assert result["episodes"] == 64 and result["excluded_seeds"] > 0   # never a training layout

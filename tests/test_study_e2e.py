@@ -193,7 +193,8 @@ def test_moved_study_reruns_and_reports(micro_study, tmp_path, micro_dataset):
     # The same command as the original's (with its config): the plan is the same wherever it lives.
     proc = h2r_study("run", "--config", MICRO, "--workdir", study, *real_stack_overrides(micro_dataset), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:] + _logs(study)
-    assert dag.is_complete(study, cell) and _attempts(study, cell) == 2
+    # Exactly one new attempt (the original may hold two: the fixture's kill can land mid-cell).
+    assert dag.is_complete(study, cell) and _attempts(study, cell) == _attempts(micro_study, cell) + 1
     assert "nothing to do" in open(os.path.join(dag.cell_dir(study, cell), "log.txt")).read()
     assert_report_matches_cells(study)
     assert hashes(micro_study) == before

@@ -2,7 +2,6 @@
 frame, and the jit/vmap/render contract. (Expert success rates: test_world_experts.py.)"""
 import dataclasses
 import json
-import types
 
 import jax
 import jax.numpy as jnp
@@ -43,12 +42,13 @@ def test_catalogue_sizes_and_names(capsys):
     assert human.state_dim == 0 and human.grip_dim is None and "grip" not in human.action_names
     assert all(e.action_dim <= ACTION_PAD and e.state_dim <= STATE_PAD for e in cat.EMBODIMENTS)
 
-    cat.main(types.SimpleNamespace(json=True))
+    from h2r import cli
+    assert cli.main(["data", "catalogue", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     for key, table in [("scenes", cat.SCENES), ("task_families", cat.TASK_FAMILIES),
                        ("embodiments", cat.EMBODIMENTS), ("settings", cat.SETTINGS)]:
         assert [x["name"] for x in data[key]] == [x.name for x in table]
-    cat.main(types.SimpleNamespace(json=False))
+    assert cli.main(["data", "catalogue"]) == 0
     assert "sort_eggs_by_color" in capsys.readouterr().out
 
 

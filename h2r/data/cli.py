@@ -7,9 +7,11 @@ from __future__ import annotations
 
 
 def _catalogue(args) -> int:
+    import json  # noqa: PLC0415
+
     from h2r.world import catalogue  # noqa: PLC0415
 
-    catalogue.main(args)  # its tables still print from h2r/world/catalogue.py: moving them here is left to do
+    print(json.dumps(catalogue.catalogue_dict(), indent=2) if args.json else catalogue.catalogue_text())
     return 0
 
 

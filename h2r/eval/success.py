@@ -23,11 +23,20 @@ import os
 import time
 from typing import Any, Callable, Iterable
 
+import jax
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from h2r import files
+from h2r.config import config_from_json
+from h2r.data import plan
 from h2r.errors import CheckpointError, DataError
-from h2r.eval import intervals
+from h2r.eval import intervals, rollout
+from h2r.eval.rollout import phase_completion
+from h2r.world import catalogue, tasks
+from h2r.world import env as world
+from h2r.world.config import ACTION_PAD, EnvConfig, make_specs
 
 ROLES = ("heldout-eval", "target-robot")   # NAME:ROLE of a held-out setting
 PRETRAIN = "pretrain"                      # pretrain:ROBOT
@@ -43,7 +52,6 @@ class EvalSetting:
 
 
 def _forms() -> str:
-    from h2r.world import catalogue  # noqa: PLC0415
     return (f"expected NAME, NAME:target-robot or NAME:heldout-eval with NAME one of "
             f"{[s.name for s in catalogue.SETTINGS]}, or {PRETRAIN}:ROBOT with ROBOT one of {list(catalogue.ROBOTS)}")
 
@@ -51,8 +59,6 @@ def _forms() -> str:
 def parse_setting(name: str, data_config=None) -> EvalSetting:
     """The setting `name` names. `data_config` (the run's data config, see `data_config_of_run`)
     is needed only by `pretrain:ROBOT`, whose combinations are those of the run's data."""
-    from h2r.world import catalogue  # noqa: PLC0415
-
     base, _, role = name.partition(":")
     if base == PRETRAIN:
         robot = check_robot(role, name)
@@ -70,7 +76,6 @@ def parse_setting(name: str, data_config=None) -> EvalSetting:
 
 
 def check_robot(robot: str, name: str) -> str:
-    from h2r.world import catalogue  # noqa: PLC0415
 
     if robot in catalogue.ROBOTS:
         return robot
@@ -85,14 +90,11 @@ def check_robot(robot: str, name: str) -> str:
 
 # ------------------------------------------------------------------- the run's data (plan.py)
 def _as_config(data_config):
-    import ml_collections  # noqa: PLC0415
     return data_config if isinstance(data_config, ml_collections.ConfigDict) else ml_collections.ConfigDict(data_config)
 
 
 @functools.lru_cache(maxsize=4)
 def _plan_of(config_json: str):
-    from h2r.data import plan  # noqa: PLC0415
-
     try:
         return tuple(plan.plan_episodes(_as_config(json.loads(config_json))))
     except (AttributeError, KeyError) as e:
@@ -108,8 +110,6 @@ def planned_episodes(data_config):
 def pretrain_combinations(data_config) -> tuple[tuple[str, str, int], ...]:
     """The (scene, task_family, variant) combinations the data pretrained on
     (h2r.data.plan.pretrain_combinations); an error when it generated no pretraining episodes."""
-    from h2r.data import plan  # noqa: PLC0415
-
     config = _as_config(data_config)
     combos = tuple(plan.pretrain_combinations(config)) if config.get("episodes_per_combination", 0) > 0 else ()
     if not combos:
@@ -133,11 +133,8 @@ def trained_seeds(config, embodiment: str) -> frozenset[int]:
 def settings_lines(workdir: str | None = None) -> list[str]:
     """`h2r eval settings`: one line per setting name; pretrain:ROBOT combinations are counted
     from the data of run `workdir` when given."""
-    from h2r.world import catalogue  # noqa: PLC0415
-
     data_config = None
     if workdir:
-        from h2r.config import config_from_json  # noqa: PLC0415
         data_config = data_config_of_run(config_from_json(_config_path(workdir)))
     lines = []
     for name in all_settings():
@@ -155,7 +152,6 @@ def settings_lines(workdir: str | None = None) -> list[str]:
 
 def all_settings() -> list[str]:
     """Held-out settings and their :target-robot forms (pretrain:ROBOT needs a run's data)."""
-    from h2r.world import catalogue  # noqa: PLC0415
     return [f"{s.name}{suffix}" for s in catalogue.SETTINGS for suffix in ("", ":target-robot")]
 
 
@@ -185,8 +181,6 @@ def episode_seeds(name: str, episodes: int, seed: int, excluded_seeds: Iterable[
 
 def episode_specs(es: EvalSetting, episodes: int, seed: int, excluded_seeds: Iterable[int] = ()):
     """EpisodeSpecs cycling over the setting's combos; seeds from `episode_seeds`."""
-    from h2r.world.config import make_specs  # noqa: PLC0415
-
     combos = [es.combos[i % len(es.combos)] for i in range(episodes)]
     seeds = episode_seeds(es.name, episodes, seed, excluded_seeds)
     scene, task, variant = zip(*combos)
@@ -197,7 +191,6 @@ def episode_specs(es: EvalSetting, episodes: int, seed: int, excluded_seeds: Ite
 @functools.lru_cache(maxsize=None)  # one closure per key: compiled rollouts are reused
 def policy_controller(embodiment: str, action_pad: int) -> Callable:
     """The trained policy (passed as `params`) for `embodiment`, actions zero-padded for step()."""
-    import jax.numpy as jnp  # noqa: PLC0415
 
     def control(policy, obs, env_state, rng):
         chunk = policy.act(obs, rng, embodiment)
@@ -208,9 +201,6 @@ def policy_controller(embodiment: str, action_pad: int) -> Callable:
 @functools.lru_cache(maxsize=None)
 def expert_controller(env_config) -> Callable:
     """The world's scripted expert as a one-step chunk (privileged: it reads the state)."""
-    import jax  # noqa: PLC0415
-    from h2r.world import env as world  # noqa: PLC0415
-
     def control(params, obs, env_state, rng):
         keys = jax.random.split(rng, obs["image"].shape[0])
         return jax.vmap(lambda s, k: world.expert_action(s, k, env_config))(env_state, keys)[:, None, :]
@@ -220,7 +210,6 @@ def expert_controller(env_config) -> Callable:
 @functools.lru_cache(maxsize=None)
 def random_controller(action_pad: int, horizon: int = 8) -> Callable:
     """Uniform actions in [-1, 1] in every dimension (a floor for the success predicate)."""
-    import jax  # noqa: PLC0415
 
     def control(params, obs, env_state, rng):
         return jax.random.uniform(rng, (obs["image"].shape[0], horizon, action_pad), minval=-1.0, maxval=1.0)
@@ -237,9 +226,6 @@ def evaluate(controller: Callable, params: Any, es: EvalSetting, episodes: int, 
     `excluded_seeds`: world seeds no episode may use (the run's planned episodes of the same
     embodiment, `planned_seeds` / `trained_seeds`); colliding draws are redrawn (`episode_seeds`).
     """
-    import jax  # noqa: PLC0415
-    from h2r.eval import rollout  # noqa: PLC0415
-
     if episodes < 1:
         raise DataError(f"--episodes must be >= 1, got {episodes}")
     max_steps = int(max_steps or env_config.horizon)
@@ -329,15 +315,11 @@ def format_breakdown(breakdown: dict[str, dict]) -> str:
 def instructions(states) -> list[str]:
     """Each episode's instruction, made in python from its (numpy) reset state, as the data
     generator does."""
-    from h2r.world import tasks  # noqa: PLC0415
-
     return [tasks.instruction_from_state(tasks.unbatch(states, i)) for i in range(len(states.t))]
 
 
 def summarize(outcome, es: EvalSetting, combos, texts, *, interval, seed, execute_steps, max_steps,
               wall, seeds=None) -> dict:
-    from h2r.eval.rollout import phase_completion  # noqa: PLC0415
-
     successes = outcome.success.astype(int)
     lo, hi = intervals.success_interval(successes, interval)
     per_combo = {}
@@ -384,8 +366,6 @@ def _config_path(workdir: str) -> str:
 
 def data_config_of_run(config):
     """The data config (a ConfigDict) the run's data was generated with (DIR/generation.json)."""
-    import ml_collections  # noqa: PLC0415
-
     path = os.path.join(str(config.data.dir), "generation.json")
     if not os.path.exists(path):
         raise DataError(f"{path} does not exist: the run's config.data.dir must be a directory written by "
@@ -397,7 +377,6 @@ def data_config_of_run(config):
 
 def env_config_of_run(config):
     """The world options the run's data was generated with (DIR/generation.json)."""
-    from h2r.world.config import EnvConfig  # noqa: PLC0415
 
     return EnvConfig.from_config(data_config_of_run(config))
 
@@ -408,7 +387,6 @@ def evaluate_run(workdir: str, setting: str, *, out: str | None = None, episodes
     """`h2r eval`: evaluates run `workdir` on `setting` and writes the result JSON (default
     W/eval/<setting>.json) with rollout strips beside it; returns (result, its path)."""
     import h2r  # noqa: PLC0415
-    from h2r.world.config import ACTION_PAD, EnvConfig  # noqa: PLC0415
 
     es, data_config = _setting_of_run(workdir, setting)
     out = out or os.path.join(workdir, "eval", f"{es.name.replace(':', '_')}.json")
@@ -435,8 +413,6 @@ def evaluate_run(workdir: str, setting: str, *, out: str | None = None, episodes
 
 def _setting_of_run(workdir: str, setting: str) -> tuple[EvalSetting, Any]:
     """(the setting, the run's data config); a bad name is reported before anything loads."""
-    from h2r.config import config_from_json  # noqa: PLC0415
-
     if setting.partition(":")[0] == PRETRAIN:
         check_robot(setting.partition(":")[2], setting)
     else:
@@ -447,7 +423,5 @@ def _setting_of_run(workdir: str, setting: str) -> tuple[EvalSetting, Any]:
 
 def _save_media(outcome, out: str) -> list[str]:
     """The recorded rollouts as GIF/PNG strips in OUT_rollouts/; paths relative to the JSON's folder."""
-    from h2r.eval import rollout  # noqa: PLC0415
-
     media = rollout.save_strips(outcome.frames, outcome.length, os.path.splitext(out)[0] + "_rollouts")
     return [os.path.relpath(p, os.path.dirname(os.path.abspath(out))) for p in media]

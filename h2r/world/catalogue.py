@@ -14,7 +14,6 @@ rest of the project asks `is_pretrain_allowed(...)`:
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Sequence
 
 # ----------------------------------------------------------------------------------- colors
@@ -449,22 +448,18 @@ def _table(title: str, header: Sequence[str], rows: Sequence[Sequence]) -> str:
                       *map(line, rows)])
 
 
-def main(args) -> None:
-    """`h2r data catalogue [--json]`."""
-    if getattr(args, "json", False):
-        print(json.dumps(catalogue_dict(), indent=2))
-        return
-    print(_table("scenes", ("name", "texture", "table", "distractors", "held-out"),
-                 [(s.name, s.texture, s.table, "%d-%d" % s.distractors, "yes" if s.heldout else "")
-                  for s in SCENES]))
-    print()
-    print(_table("task families", ("name", "moves", "variants", "example instruction"),
-                 [(t.name, t.max_moves, t.num_variants, t.instructions[0]) for t in TASK_FAMILIES]))
-    print()
-    print(_table("embodiments", ("name", "gripper", "action space", "action", "state"),
-                 [(e.name, e.gripper, e.action_space, ",".join(e.action_names), ",".join(e.state_names) or "-")
-                  for e in EMBODIMENTS]))
-    print()
-    print(_table("settings", ("name", "kind", "target robot", "robot/human/eval combos", "description"),
-                 [(s.name, s.kind, s.target_embodiment,
-                   "/".join(str(len(s.combinations(r))) for r in ROLES), s.description) for s in SETTINGS]))
+def catalogue_text() -> str:
+    """The catalogue as four text tables (`h2r data catalogue`)."""
+    return "\n\n".join([
+        _table("scenes", ("name", "texture", "table", "distractors", "held-out"),
+               [(s.name, s.texture, s.table, "%d-%d" % s.distractors, "yes" if s.heldout else "")
+                for s in SCENES]),
+        _table("task families", ("name", "moves", "variants", "example instruction"),
+               [(t.name, t.max_moves, t.num_variants, t.instructions[0]) for t in TASK_FAMILIES]),
+        _table("embodiments", ("name", "gripper", "action space", "action", "state"),
+               [(e.name, e.gripper, e.action_space, ",".join(e.action_names), ",".join(e.state_names) or "-")
+                for e in EMBODIMENTS]),
+        _table("settings", ("name", "kind", "target robot", "robot/human/eval combos", "description"),
+               [(s.name, s.kind, s.target_embodiment,
+                 "/".join(str(len(s.combinations(r))) for r in ROLES), s.description) for s in SETTINGS]),
+    ])

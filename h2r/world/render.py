@@ -71,7 +71,7 @@ def _fixture_parts(s: State) -> Parts:
     return Parts(*(x.reshape((-1,) + x.shape[2:]) for x in p))
 
 
-OUTLINE = 0.012      # table units: the rim drawn around every object (see _outline_rgb)
+OUTLINE = 0.03       # table units (~0.8 px at 32 px): the rim drawn around every object (see _outline_rgb)
 
 
 def _outline_rgb(s: State):
