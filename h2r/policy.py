@@ -167,6 +167,7 @@ def load_policy(workdir: str, step: int | None = None, *, ema: bool = False) -> 
     where = checkpoint.checkpoint_dir(workdir)
 
     def restore(step):
+        # One check suffices: the `ema` item (or train_state's EMA) has the params' tree.
         checkpoint.check_params_match(manager, step, abstract_params, where)
         if ema and not checkpoint.has_item(workdir, step, "ema"):
             # A checkpoint from before the `ema` item: the EMA is inside train_state (read as numpy).
@@ -174,7 +175,6 @@ def load_policy(workdir: str, step: int | None = None, *, ema: bool = False) -> 
             extra = manager.restore(step, args=ocp.args.Composite(extra=ocp.args.JsonRestore()))["extra"]
             return jax.device_put(state["ema"], device), extra
         item = "ema" if ema else "params"
-        checkpoint.check_params_match(manager, step, abstract_params, where, item)
         restored = manager.restore(step, args=ocp.args.Composite(
             extra=ocp.args.JsonRestore(), **{item: ocp.args.StandardRestore(abstract_params)}))
         return restored[item], restored["extra"]

@@ -109,10 +109,9 @@ def _flat_shapes(tree) -> dict[str, tuple]:
     return flat
 
 
-def check_params_match(manager: ocp.CheckpointManager, step: int, abstract_params, where: str,
-                       item: str = "params"):
+def check_params_match(manager: ocp.CheckpointManager, step: int, abstract_params, where: str):
     """Raises CheckpointError listing keys missing/unexpected/mis-shaped against the model's params."""
-    saved = _flat_shapes(manager.item_metadata(step)[item])
+    saved = _flat_shapes(manager.item_metadata(step)["params"])
     wanted = _flat_shapes(abstract_params)
     missing = sorted(set(wanted) - set(saved))
     unexpected = sorted(set(saved) - set(wanted))
