@@ -83,6 +83,60 @@ def test_zero_loss_weight_removes_a_sample(model_and_batch):
     assert float(_loss(model, none, rng)[1]["subtask_loss"]) == 0.0
 
 
+# The losses each `data.human_loss` channel is made of: every loss weighted by a sample's
+# action_loss_weight is the action channel (the subgoal head's too), subtask_loss the other.
+_CHANNELS = {"action": ("action_loss", "subgoal_loss", "action_query_loss"), "subtask": ("subtask_loss",)}
+
+
+@nnx.jit
+def _channel_grads(model, batch, rng):
+    """{channel: d(sum of that channel's losses)/d(params)}."""
+    def channel(m, names):
+        metrics = m.compute_loss(batch, rng)[1]
+        return sum(metrics[n] for n in names if n in metrics)
+
+    return {name: nnx.grad(lambda m: channel(m, names))(model) for name, names in _CHANNELS.items()}
+
+
+def test_human_loss_setting_trains_exactly_the_named_loss(model_and_batch):
+    """Issue 12's channel ablation: for human samples weighted as the pipeline weights them
+    (mixture.HUMAN_LOSS), the loss a setting turns off has a gradient of exactly zero w.r.t.
+    every parameter, and the one it keeps has not."""
+    from h2r.data.mixture import HUMAN_LOSS
+    from h2r.world.catalogue import index_of
+
+    model, batch = model_and_batch
+    human = np.asarray(batch["embodiment_id"]) == index_of("embodiment", "human")
+    assert human.any() and (~human).any()
+    rng = jax.random.key(5)
+    for mode, (action_w, subtask_w) in HUMAN_LOSS.items():
+        # The pipeline's weights (pipeline.ReadBatch: robots 1, humans HUMAN_LOSS[mode]), then
+        # the human samples alone: the robot samples' weights zeroed.
+        only_human = dict(batch, action_loss_weight=jnp.asarray(np.where(human, action_w, 0.0), jnp.float32),
+                          subtask_loss_weight=jnp.asarray(np.where(human, subtask_w, 0.0), jnp.float32))
+        grads = _channel_grads(model, only_human, rng)
+        for channel, weight in (("action", action_w), ("subtask", subtask_w)):
+            largest = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grads[channel]))
+            if weight == 0:
+                assert largest == 0.0, (mode, channel, largest)   # exactly: no human signal at all
+            else:
+                assert largest > 1e-6, (mode, channel, largest)
+
+    # In the trainer's mixed batch, with human data training only the subtask: the human samples'
+    # actions do not reach the total loss's gradient at all (bit for bit).
+    action_w, subtask_w = HUMAN_LOSS["subtask"]
+    mixed = dict(batch, action_loss_weight=jnp.asarray(np.where(human, action_w, 1.0), jnp.float32),
+                 subtask_loss_weight=jnp.asarray(np.where(human, subtask_w, 1.0), jnp.float32))
+    junk = dict(mixed, actions=jnp.where(human[:, None, None], mixed["actions"] + 3.0, mixed["actions"]))
+    total = nnx.jit(lambda m, b: nnx.grad(lambda m: m.compute_loss(b, rng)[0])(m))
+    jax.tree.map(np.testing.assert_array_equal, total(model, mixed), total(model, junk))
+    # ... while with "both" they do (the comparison above can fail).
+    both = {k: jnp.ones_like(mixed[k]) for k in ("action_loss_weight", "subtask_loss_weight")}
+    changed = jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.any(a != b)), total(model, dict(mixed, **both)),
+                                           total(model, dict(junk, **both))))
+    assert any(changed)
+
+
 def test_sample_actions_shapes_and_determinism(model_and_batch):
     model, batch = model_and_batch
     obs = {k: v for k, v in batch.items() if k not in ("actions", "action_valid")}

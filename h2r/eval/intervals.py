@@ -4,8 +4,9 @@ One sample of episodes delegates to scipy.stats: the Wilson score interval is
 `binomtest(...).proportion_ci`, the bootstrap is `scipy.stats.bootstrap`. The study report needs
 a two-level bootstrap (resample training seeds, then each seed's episodes) that scipy does not
 offer; `hierarchical_bootstrap` is it, and `percentile_interval` turns its replicates into an
-interval. This module fixes the conventions (95% by default, plain floats out, degenerate
-samples handled) so every stage reports intervals the same way.
+interval; `rank_correlation_interval` is Spearman's rho (scipy) with a bootstrap over pairs.
+This module fixes the conventions (95% by default, plain floats out, degenerate samples
+handled) so every stage reports intervals the same way.
 """
 from __future__ import annotations
 
@@ -64,12 +65,36 @@ def hierarchical_bootstrap(groups: Sequence[tuple[np.ndarray, np.ndarray | None]
     groups: for each group (a training seed), (outcomes with, outcomes without) for a paired
     difference, or (outcomes, None) for a plain mean. Groups are resampled, then the outcomes
     within each group, so both the between-seed spread and the finite number of episodes widen
-    the interval (scipy.stats.bootstrap resamples one level only).
+    the interval (scipy.stats.bootstrap resamples one level only). Its replicates' variance is
+    not the estimate's: the episode noise is counted about (3 - 2/k) times, the seed spread
+    (k - 1)/k times (k groups; h2r/study/report/power.py derives it and sizes studies with it).
     """
     values = np.stack([resampled_means(a, rng, samples) - (0.0 if b is None else resampled_means(b, rng, samples))
                        for a, b in groups], axis=1)                       # [samples, groups]
     pick = rng.integers(0, len(groups), size=(samples, len(groups)))
     return np.take_along_axis(values, pick, axis=1).mean(axis=1)
+
+
+def rank_correlation_interval(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, samples: int,
+                              confidence: float = 0.95) -> tuple[float | None, float | None, float | None]:
+    """Spearman's rho of paired values (scipy.stats.spearmanr) and its percentile bootstrap
+    interval over pairs. Resamples where x or y is constant have no rho and are left out;
+    None for the rho when the data have none, for the interval when fewer than half the
+    resamples have one (too few distinct pairs to say anything)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    rho = float(stats.spearmanr(x, y).statistic) if x.size > 1 else float("nan")
+    if not np.isfinite(rho):
+        return None, None, None
+    pick = rng.integers(0, x.size, size=(samples, x.size))
+    # Spearman = Pearson of the ranks (ties averaged), one row per resample at once.
+    rx, ry = (stats.rankdata(v[pick], axis=1) for v in (x, y))
+    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reps = (rx * ry).sum(1) / np.sqrt((rx ** 2).sum(1) * (ry ** 2).sum(1))
+    reps = reps[np.isfinite(reps)]
+    if reps.size < samples / 2:
+        return rho, None, None
+    return (rho, *percentile_interval(reps, confidence))
 
 
 def percentile_interval(replicates: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:

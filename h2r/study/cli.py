@@ -17,6 +17,7 @@ def _run(args) -> int:
 
 def _status(args) -> int:
     from h2r.study import dag, run  # noqa: PLC0415
+    from h2r.study.report import power  # noqa: PLC0415
 
     config, cells, status = run.status(args.workdir)
     study_dir = os.path.abspath(args.workdir)
@@ -30,6 +31,7 @@ def _status(args) -> int:
     for cell_id, state in status["cells"].items():
         if state in ("running", "failed") or args.verbose:
             print(f"  {state:8s} {cell_id}  ({dag.cell_dir(study_dir, cell_id)}/log.txt)")
+    print("  " + power.sizing_line(len(config.seeds), len(config.targets), int(config.eval.episodes)))
     return 0
 
 

@@ -8,6 +8,7 @@ two-level bootstrap over seeds and episodes. One module per job:
   figures   the curves as PNG bytes (h2r.study.report.figures)
   page      the self-contained index.html (h2r.study.report.page)
   results   results.json and results.csv (h2r.study.report.results)
+  power     the smallest detectable gain, and the episodes a study needs (h2r.study.report.power)
 `write_report` runs them in that order and swaps the finished directory in (h2r.files.atomic_dir),
 so a reader sees the old report or the new one, never a mix.
 """
@@ -16,11 +17,13 @@ from __future__ import annotations
 import os
 
 from h2r import files
-from h2r.study.report import collect, figures, page, results, stats
 
 
 def write_report(study_dir: str) -> str:
     """Writes S/report/ and returns the path of index.html."""
+    # Imported here, not at the top: `h2r study status` imports report.power (sizes) without scipy.
+    from h2r.study.report import collect, figures, page, results, stats  # noqa: PLC0415
+
     study_dir = os.path.abspath(study_dir)
     collected = collect.collect(study_dir)
     config = collected["config"]

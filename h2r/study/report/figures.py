@@ -1,5 +1,6 @@
-"""The report's pictures, as PNG bytes: the emergence curves (success and task progress), the
-overlap measures against diversity, and every training cell's loss curves.
+"""The report's pictures, as PNG bytes: the emergence curves (success and task progress; the
+success curve with its power line), the overlap measures against diversity, and every
+training cell's loss curves.
 
 matplotlib is imported when a picture is drawn (not at import: `h2r study status` stays quick).
 """
@@ -60,25 +61,47 @@ def emergence_figure(levels: list[str], gain: list[dict], targets: list[str], we
             xs = [x[levels.index(lv)] for lv in levels if lv in points]
             if not xs:
                 continue
-            mean = np.array([points[lv]["mean"] for lv in levels if lv in points])
-            err = np.array([[points[lv]["mean"] - points[lv]["lo"], points[lv]["hi"] - points[lv]["mean"]]
-                            for lv in levels if lv in points]).T
+            shown = [points[lv] for lv in levels if lv in points]
+            mean = np.array([p["mean"] for p in shown])
+            err = np.array([[p["mean"] - p["lo"], p["hi"] - p["mean"]] for p in shown]).T
             aggregate = target == ALL_TARGETS
             label = ("all targets" if aggregate else target) + (f" (human weight {weight:g})" if len(positive) > 1 else "")
             offset = 0.0 if aggregate else (i - (len(targets) - 1) / 2) * 0.06
-            ax.errorbar(np.array(xs) + offset, mean, yerr=np.maximum(err, 0), marker="o", capsize=3,
-                        linewidth=3 if aggregate else 1.2, color="black" if aggregate and len(positive) == 1 else None,
-                        alpha=1.0 if aggregate else 0.8, label=label, zorder=3 if aggregate else 2)
+            line = ax.errorbar(np.array(xs) + offset, mean, yerr=np.maximum(err, 0), marker="o", capsize=3,
+                               linewidth=3 if aggregate else 1.2,
+                               color="black" if aggregate and len(positive) == 1 else None,
+                               alpha=1.0 if aggregate else 0.8, label=label, zorder=3 if aggregate else 2)
+            color = line.lines[0].get_color()
+            _mark_significant(ax, np.array(xs) + offset, shown, color)
+            if aggregate:
+                _power_line(ax, xs, shown, color, f" (human weight {weight:g})" if len(positive) > 1 else "")
     ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
     ax.set_xticks(x, levels)
     ax.set_xlabel("robot pretraining diversity level")
     ax.set_ylabel(f"gain from human data\n({quantity} with - without)")
-    ax.set_title(f"Emergence of human-to-robot transfer in {quantity} (95% bootstrap CI over seeds and episodes)",
-                 fontsize=10)
+    ax.set_title(f"Emergence of human-to-robot transfer in {quantity} (95% bootstrap CI over seeds and episodes;\n"
+                 "* interval excludes 0)", fontsize=10)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     return fig
+
+
+def _mark_significant(ax, xs, points: list[dict], color) -> None:
+    """A star above each point whose 95% interval excludes 0."""
+    marked = [(x, p["hi"]) for x, p in zip(xs, points) if p.get("excludes_zero")]
+    if marked:
+        ax.scatter(*zip(*marked), marker="*", s=90, color=color, zorder=4)
+
+
+def _power_line(ax, xs, points: list[dict], color, suffix: str) -> None:
+    """The smallest gain each level could detect (80% power; h2r.study.report.power), dotted.
+    Levels where no gain up to success 1 is detectable have no point on it."""
+    if not any("mde" in p for p in points):
+        return  # task progress: no power computation
+    mde = [np.nan if p.get("mde") is None else p["mde"] for p in points]
+    ax.plot(xs, mde, linestyle=":", linewidth=2, marker="_", markersize=12, color=color, zorder=2,
+            label="all targets: smallest detectable gain (80% power)" + suffix)
 
 
 def overlap_figure(levels: list[str], overlap: list[dict]):

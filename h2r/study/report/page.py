@@ -35,7 +35,8 @@ baseline that works.</p>
 {_competence_table(collected['rows'])}
 <h2>Emergence curve: gain from human data vs pretraining diversity</h2>
 {_img(pictures['curve'], 'emergence curve', '900px')}
-{_gain_table(levels, targets, stats['gain'])}
+{_power_note(stats.get('power'))}
+{_gain_table(levels, targets, stats['gain'], show_power=True)}
 <h2>Target-robot success with and without human data</h2>
 {_success_table(levels, targets, weights, stats['success'])}
 <h2>Partial credit: task progress</h2>
@@ -50,6 +51,12 @@ progress with and without it.</p>
 telling human from robot (0.5 = indistinguishable) and cross-embodiment phase retrieval.</p>
 {_img(pictures['overlap'], 'overlap measures') if pictures['overlap'] else ''}
 {_overlap_table(levels, stats['overlap'])}
+<h3>Does overlap predict the gain?</h3>
+<p>Across cells with human data (level × target × seed), Spearman's rank correlation between each
+overlap measure and the cell's gain over its robot-only twin (same level, target and seed), with a 95%
+bootstrap interval over cells. A probe accuracy that <em>falls</em> as the gain rises (rho &lt; 0) is
+what more overlap predicting transfer looks like; retrieval above chance should rise (rho &gt; 0).</p>
+{_overlap_gain_table(stats.get('overlap_gain', []))}
 <h2>t-SNE of human and robot embeddings, per level</h2>
 {_tsne_panels(levels, targets, collected['rows'])}
 <h2>Training curves of every cell</h2>
@@ -99,7 +106,9 @@ def _competence_table(rows) -> str:
             f"<th>held-out setting</th></tr>{''.join(body)}</table>")
 
 
-def _gain_table(levels, targets, gain) -> str:
+def _gain_table(levels, targets, gain, show_power: bool = False) -> str:
+    """Gain [95% interval] per level and target; * marks an interval that excludes 0; with
+    `show_power`, each point's power line: the smallest gain it could have detected."""
     cols = [*targets, ALL_TARGETS]
     weights = sorted({g["human_weight"] for g in gain})
     index = {(g["level"], g["target"], g["human_weight"]): g for g in gain}
@@ -107,10 +116,55 @@ def _gain_table(levels, targets, gain) -> str:
                    for w in weights for t in cols)
     body = []
     for level in levels:
-        cells = [f"<td>{_fmt(g['mean'])} [{_fmt(g['lo'])}, {_fmt(g['hi'])}]</td>" if (g := index.get((level, t, w)))
-                 else "<td>—</td>" for w in weights for t in cols]
+        cells = [_gain_cell(g, show_power) if (g := index.get((level, t, w))) else "<td>—</td>"
+                 for w in weights for t in cols]
         body.append(f"<tr><th>{html.escape(level)}</th>{''.join(cells)}</tr>")
     return f"<table><tr><th>level</th>{head}</tr>{''.join(body)}</table>"
+
+
+def _gain_cell(g: dict, show_power: bool) -> str:
+    mark = "*" if g.get("excludes_zero") else ""
+    text = f"{_fmt(g['mean'])} [{_fmt(g['lo'])}, {_fmt(g['hi'])}]{mark}"
+    if mark:
+        text = f'<span class="sig">{text}</span>'
+    if show_power and "mde" in g:
+        mde = "no gain up to success 1" if g["mde"] is None else f"{g['mde']:.3f}"
+        text += f'<br><span class="power">power: detects ≥ {mde} (baseline {g["baseline"]:.2f})</span>'
+    return f"<td>{text}</td>"
+
+
+def _power_note(settings: dict | None) -> str:
+    """What the * and the power lines mean, and the episodes this design needs for +-0.10."""
+    if not settings:
+        return ""
+    need = settings["episodes_for_half_width_0_10"]
+    return (f"<p>* marks a gain whose 95% interval excludes 0. <b>Power</b> line under each gain: the smallest "
+            f"true gain its interval would exclude 0 for with probability {settings['power']:g} (minimum detectable "
+            "effect), given the seeds, the episodes per cell, the observed robot-only success and the between-seed "
+            "spread of the gains; a gain smaller than it can hide behind “no gain”. On the curve: the dotted "
+            "line, and a star on each gain whose interval excludes 0. "
+            f"For a 95% interval of ±0.10 at success 0.5 with {need['seeds']} seeds and no between-seed spread, "
+            f"a cell needs {_count(need['all_targets'])} episodes (gain averaged over {need['targets']} targets) or "
+            f"{_count(need['one_target'])} (one target); this study uses {need['episodes_per_cell']}.</p>")
+
+
+def _count(n: int | None) -> str:
+    return "—" if n is None else str(n)
+
+
+def _num(v: float | None) -> str:
+    return "—" if v is None else _fmt(v)
+
+
+def _overlap_gain_table(rows: list[dict]) -> str:
+    if not rows:
+        return "<p>Not enough cells with both overlap measures and a robot-only twin (3 needed).</p>"
+    body = "".join(
+        f"<tr><th>{html.escape(r['metric'])}</th><td>{html.escape(r['gain'])}</td><td>{r['cells']}</td>"
+        f"<td>{_num(r['rho'])} [{_num(r['lo'])}, {_num(r['hi'])}]{'*' if r['excludes_zero'] else ''}</td></tr>"
+        for r in rows)
+    return ("<table><tr><th>overlap measure</th><th>gain in</th><th>cells</th><th>Spearman rho [95%]</th></tr>"
+            f"{body}</table>")
 
 
 def _overlap_table(levels, overlap) -> str:
@@ -142,4 +196,4 @@ def _tsne_panels(levels, targets, rows) -> str:
 
 CSS = """body{font-family:sans-serif;margin:2em;max-width:1300px}table{border-collapse:collapse;margin:1em 0;
 font-size:13px}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}figure{display:inline-block;
-margin:6px}figcaption{font-size:12px}.warn{color:#a40}"""
+margin:6px}figcaption{font-size:12px}.warn{color:#a40}.sig{font-weight:bold}.power{font-size:11px;color:#555}"""

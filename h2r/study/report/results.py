@@ -28,7 +28,10 @@ def write_json(path: str, collected: dict[str, Any], cells: list[dict], stats: d
 
 
 def write_csv(path: str, cells: list[dict], stats: dict) -> None:
-    """Long format, one number per row: table, level, target, human_weight, seed, metric, value, lo, hi."""
+    """Long format, one number per row: table, level, target, human_weight, seed, metric, value, lo, hi.
+    Tables: cell, success, gain, progress, progress_gain, overlap (as in results.json), then
+    gain_power / progress_gain_power (excludes_zero and the success gain's power) and
+    overlap_gain (rank correlation of an overlap measure with the gain across cells)."""
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["table", "level", "target", "human_weight", "seed", "metric", "value", "lo", "hi"])
@@ -54,3 +57,22 @@ def _csv_rows(cells: list[dict], stats: dict):
             yield [table, s["level"], s["target"], s["human_weight"], "", metric, s["mean"], s["lo"], s["hi"]]
     for o in stats["overlap"]:
         yield ["overlap", o["level"], "", "", "", o["metric"], o["mean"], o["lo"], o["hi"]]
+    yield from _power_rows(stats)
+    for o in stats.get("overlap_gain", []):  # Spearman rho of an overlap measure vs the gain in `gain`
+        yield ["overlap_gain", "", "", "", "", f"{o['metric']} vs {o['gain']} gain", o["rho"], o["lo"], o["hi"]]
+
+
+# The power fields of a success gain row (h2r.study.report.power), each a CSV row of its own
+# table (not "gain", whose rows are one number each: the gain).
+_POWER_FIELDS = ("mde", "baseline", "episodes_per_cell", "between_seed_sd", "false_positive_rate")
+
+
+def _power_rows(stats: dict):
+    """gain_power / progress_gain_power rows: whether the interval excludes 0 (1/0) and, for
+    the success gain, its power fields; an undetectable MDE is an empty value."""
+    for table in ("gain", "progress_gain"):
+        for s in stats[table]:
+            key = [f"{table}_power", s["level"], s["target"], s["human_weight"], ""]
+            yield [*key, "excludes_zero", int(s["excludes_zero"]), "", ""]
+            for field in (f for f in _POWER_FIELDS if f in s):
+                yield [*key, field, "" if s[field] is None else s[field], "", ""]
