@@ -5,6 +5,10 @@ closed-loop  Drives the world with the policy (replanning every step) and, at ev
              the same state: direction cosine, speed and grip agreement, by phase and by distance
              to the expert's goal. A policy that localizes its target has cosine near 1 while far
              from it; one that does not drifts (cosine near 0) and closes its gripper anywhere.
+             Two summaries beside it: `far_reach` (reach phases > 0.4 from the object: where does
+             the policy head, toward its object, the other one, the fixture, or into the table's
+             edge?) and `carry` (carry phases, while holding: does it release where the expert does,
+             and is the object already inside its success region?).
 keypoints    Linear probe from the head/wrist keypoints (model.keypoints > 0) to where things are
              on reset states of one scene: R^2 of the best single keypoint and of all of them,
              for each egg (by colour) and the effector. R^2 near 0: the stem does not track it.
@@ -50,16 +54,25 @@ def closed_loop(args) -> dict:
     expert = jax.jit(jax.vmap(lambda s: world.expert_action(s, jax.random.key(0), clean)))
     goal_of = jax.jit(jax.vmap(lambda s: experts.plan(s)[0] - dynamics.grasp_point(s)))
     phase_of = jax.jit(jax.vmap(tasks.phase))
-    rows, done, key = [], np.zeros(args.episodes, bool), jax.random.key(args.seed)
+    geometry = jax.jit(jax.vmap(_geometry))
+    rows, extra, done, key = [], [], np.zeros(args.episodes, bool), jax.random.key(args.seed)
     for _ in range(env_config.horizon):
         key, sub = jax.random.split(key)
         act = np.asarray(policy.act({**observe(state), "instruction": instruction}, sub, es.embodiment))[:, 0]
         ref, dist = np.asarray(expert(state)), np.linalg.norm(np.asarray(goal_of(state)), axis=-1)
         phase = np.asarray(phase_of(state))
+        g = jax.tree.map(np.asarray, geometry(state))
         for i in np.flatnonzero(~done):
             cos = act[i, :2] @ ref[i, :2] / (np.linalg.norm(act[i, :2]) * np.linalg.norm(ref[i, :2]) + 1e-9)
             rows.append((int(phase[i]), float(dist[i]), float(cos), float(np.linalg.norm(act[i, :2])),
                          bool(act[i, 2] > 0), bool(ref[i, 2] > 0)))
+            u = act[i, :2] / (np.linalg.norm(act[i, :2]) + 1e-9)
+            to = {name: float(u @ v[i] / (np.linalg.norm(v[i]) + 1e-9)) for name, v in g["toward"].items()}
+            extra.append(dict(phase=int(phase[i]), closed=bool(g["closed"][i]), holding=bool(g["holding"][i]),
+                              object_distance=float(np.linalg.norm(g["toward"]["object"][i])),
+                              place_distance=float(np.linalg.norm(g["toward"]["place"][i])),
+                              inside=bool(g["inside"][i]), edge=float(g["edge"][i]), cos=to,
+                              policy_closes=bool(act[i, 2] > 0), expert_closes=bool(ref[i, 2] > 0)))
         state = step(state, jnp.pad(jnp.asarray(act), ((0, 0), (0, ACTION_PAD - act.shape[1]))))
         done |= np.asarray(done_fn(state))
     table = []
@@ -70,7 +83,48 @@ def closed_loop(args) -> dict:
                 table.append(dict(phase=phase, distance=[lo, hi], steps=len(sel), cos_mean=round(sel[:, 1].mean(), 2),
                                   cos_median=round(float(np.median(sel[:, 1])), 2), speed=round(sel[:, 2].mean(), 2),
                                   policy_closes=round(sel[:, 3].mean(), 2), expert_closes=round(sel[:, 4].mean(), 2)))
-    return {"success": float(done.mean()), "episodes": args.episodes, "by_phase_and_distance": table}
+    return {"success": float(done.mean()), "episodes": args.episodes, "by_phase_and_distance": table,
+            "far_reach": _far_reach(extra), "carry": _carry(extra)}
+
+
+def _geometry(s):
+    """Where things are for the current move, seen from the grasp point (one state)."""
+    k = jnp.minimum(tasks.current_move(s), 1)
+    obj, other = s.move_obj[k], s.move_obj[1 - k]
+    gp = dynamics.grasp_point(s)
+    center, half = tasks.move_region(s)
+    place = tasks.move_target(s)[k] - s.held_offset
+    return {"toward": {"object": s.obj_pos[obj] - gp, "other": s.obj_pos[other] - gp,
+                       "fixture": s.fix_pos[0] - gp, "place": place - gp},
+            "closed": s.grip > 0.5, "holding": s.held >= 0,
+            "inside": jnp.all(jnp.abs(s.obj_pos[obj] - center[k]) <= half[k]),
+            "edge": jnp.minimum(gp.min(), 1.0 - gp.max())}
+
+
+def _summary(rows: list[dict]) -> dict:
+    cos = {name: round(float(np.median([r["cos"][name] for r in rows])), 2) for name in rows[0]["cos"]}
+    return {"steps": len(rows), "median_cos_toward": cos,
+            "near_edge": round(float(np.mean([r["edge"] < 0.06 for r in rows])), 2),
+            "policy_closes": round(float(np.mean([r["policy_closes"] for r in rows])), 2),
+            "expert_closes": round(float(np.mean([r["expert_closes"] for r in rows])), 2)}
+
+
+def _far_reach(extra: list[dict]) -> dict:
+    """Reach phases farther than 0.4 from the object, split by the gripper's state."""
+    far = [r for r in extra if r["phase"] % 2 == 0 and r["object_distance"] > 0.4]
+    groups = {"gripper open": [r for r in far if not r["closed"]],
+              "gripper closed, empty": [r for r in far if r["closed"] and not r["holding"]]}
+    return {name: _summary(rows) for name, rows in groups.items() if rows}
+
+
+def _carry(extra: list[dict]) -> dict:
+    """Carry phases while holding, by distance to the expert's place goal and inside the region."""
+    held = [r for r in extra if r["phase"] % 2 == 1 and r["holding"]]
+    groups = {"place > 0.2": [r for r in held if r["place_distance"] > 0.2],
+              "place 0.05-0.2": [r for r in held if 0.05 < r["place_distance"] <= 0.2],
+              "place <= 0.05": [r for r in held if r["place_distance"] <= 0.05],
+              "object inside its region": [r for r in held if r["inside"]]}
+    return {name: _summary(rows) for name, rows in groups.items() if rows}
 
 
 def keypoint_probe(args) -> dict:

@@ -306,3 +306,14 @@ def test_cli_help_and_config_typo(tmp_path):
     assert "num_scenez" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_every_world_option_is_a_config_key_and_unknown_ones_are_refused():
+    from h2r.data.config import generation_config
+    from h2r.world.config import EnvConfig
+    config = generation_config(env=dict(max_task_objects=2))
+    # Any EnvConfig field can be set from the command line (--config.env.start_anywhere=0.5).
+    assert config.env.max_task_objects == 2 and config.env.start_anywhere == 0.0
+    assert EnvConfig.from_config(config) == EnvConfig(image_size=64, horizon=96, max_task_objects=2)
+    with pytest.raises(KeyError, match="colour"):
+        generation_config(env=dict(colour=1))

@@ -186,3 +186,18 @@ def test_text_helpers_and_config_errors():
     with pytest.raises(ValueError, match="config.env.colour"):
         EnvConfig.from_config({"resolution": 32, "env": {"colour": 1}})
     assert EnvConfig.from_config({"resolution": 32, "horizon": 50}).image_size == 32
+    with pytest.raises(ValueError, match="start_anywhere"):
+        EnvConfig(start_anywhere=1.5)
+
+
+def test_start_anywhere_moves_robot_starts_only_and_is_off_at_evaluation():
+    specs = specs_from_combos([("oak_kitchen", "sort_eggs_by_color", e, 0, 300 + i)
+                               for i, e in enumerate([cat.HUMAN] + list(cat.ROBOTS))])
+    spread = dataclasses.replace(CFG, start_anywhere=1.0)
+    base, anywhere = RESET(specs, CFG), RESET(specs, spread)
+    np.testing.assert_array_equal(np.asarray(base.ee)[0], np.asarray(anywhere.ee)[0])   # the human's hand
+    assert np.all(np.abs(np.asarray(base.ee)[1:] - np.asarray(anywhere.ee)[1:]).max(-1) > 0)
+    # Everything but the start (and the object order, nearest-first from it) is the same world.
+    np.testing.assert_array_equal(np.asarray(base.fix_pos), np.asarray(anywhere.fix_pos))
+    np.testing.assert_array_equal(np.asarray(base.skin), np.asarray(anywhere.skin))
+    assert spread.for_evaluation() == CFG

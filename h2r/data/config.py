@@ -8,7 +8,11 @@ field references), so overriding one overrides both.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
+
+from h2r.world.config import EnvConfig
 
 # The sample-layout fields config.data shares with config.model.
 LAYOUT_KEYS = ("max_state_dim", "max_action_dim", "action_horizon", "max_instruction_len", "max_subtask_len")
@@ -77,7 +81,9 @@ def data_config(model: ml_collections.ConfigDict | None = None, **overrides) -> 
 
 def generation_config(**overrides) -> ml_collections.ConfigDict:
     """`h2r data generate` presets (experiments/data/*.py): the base, then each preset's changes.
-    `env` (h2r.world.config.EnvConfig fields) is a dict of world options, absent by default."""
+    `env` holds every world option (h2r.world.config.EnvConfig fields but the image size and
+    horizon, which are `resolution` and `horizon`) at its default, so any of them can be set
+    from the command line (`--config.env.start_anywhere=0.5`)."""
     config = ml_collections.ConfigDict(dict(
         seed=0,
         resolution=64,                # image side (both views)
@@ -102,6 +108,10 @@ def generation_config(**overrides) -> ml_collections.ConfigDict:
     if unknown:
         raise KeyError(f"generation_config: unknown keys {unknown}")
     config.update(overrides)
-    if env is not None:
-        config.env = ml_collections.ConfigDict(env)
+    world = {f.name: getattr(EnvConfig(), f.name) for f in dataclasses.fields(EnvConfig)
+             if f.name not in ("image_size", "horizon")}
+    unknown = sorted(set(env or {}) - set(world))
+    if unknown:
+        raise KeyError(f"generation_config: unknown world options env={unknown}; expected some of {sorted(world)}")
+    config.env = ml_collections.ConfigDict(dict(world, **(env or {})))
     return config

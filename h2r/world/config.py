@@ -37,6 +37,9 @@ class EnvConfig:
     # states a slightly-off policy visits, labelled with how to correct, and the labels are a
     # function of the state (noisy labels teach a policy to imitate noise).
     record_intended: bool = False
+    # Data collection only (evaluation resets with 0, `for_evaluation`): the fraction of robot
+    # episodes that start anywhere on the table instead of near the robot's base.
+    start_anywhere: float = 0.0
     tracking_noise: float = 0.05    # human action: uniform noise in [-b, b] per dim (action units)
     ego_motion: float = 1.0         # scale of the human head camera's per-step jitter
     wrist_half_extent: float = 0.17  # half width of the wrist view (table units)
@@ -48,6 +51,12 @@ class EnvConfig:
             raise ValueError(f"EnvConfig.max_task_objects={self.max_task_objects}: expected 1..{MAX_MOVES}")
         if not 0 <= self.max_distractors <= NUM_OBJECTS - NUM_TASK_OBJECTS:
             raise ValueError(f"EnvConfig.max_distractors={self.max_distractors}: expected 0..3")
+        if not 0.0 <= self.start_anywhere <= 1.0:
+            raise ValueError(f"EnvConfig.start_anywhere={self.start_anywhere}: expected a probability in [0, 1]")
+
+    def for_evaluation(self) -> "EnvConfig":
+        """The world a policy is evaluated in: data-collection options (start_anywhere) off."""
+        return dataclasses.replace(self, start_anywhere=0.0)
 
     @classmethod
     def from_config(cls, config) -> "EnvConfig":

@@ -329,7 +329,9 @@ def reset(spec: EpisodeSpec, env_config: EnvConfig = EnvConfig()) -> State:
     human = jnp.asarray(tb.EMB_IS_HUMAN)[spec.embodiment]
     u = draws.uniform((4,))
     entry_x = 0.3 + 0.4 * u[0]
-    ee = _start_effector(spec.embodiment, u[1:3], entry_x)
+    skin = jnp.asarray(tb.SKIN_RGB)[draws.randint(len(tb.SKIN_RGB))]
+    sleeve = jnp.asarray(tb.SLEEVE_RGB)[draws.randint(len(tb.SLEEVE_RGB))]
+    ee = _start_effector(spec.embodiment, u[1:3], entry_x, draws.uniform((3,)), env_config.start_anywhere)
     pos = _nearest_first(pos, ee, jnp.sum(task["move_active"]))
     return State(
         spec=spec, t=jnp.int32(0), key=world_key, ee=ee, ee_prev=ee, grip=jnp.float32(0), held=jnp.int32(-1),
@@ -342,8 +344,7 @@ def reset(spec: EpisodeSpec, env_config: EnvConfig = EnvConfig()) -> State:
         move_active=task["move_active"], move_obj=task["move_obj"], move_target=target, move_center=center,
         move_half=half, move_anchor=task["move_anchor"], move_push=task["move_push"], move_dest=task["move_dest"],
         move_fix=task["move_fix"], cam=jnp.zeros(3),
-        skin=jnp.asarray(tb.SKIN_RGB)[draws.randint(len(tb.SKIN_RGB))],
-        sleeve=jnp.asarray(tb.SLEEVE_RGB)[draws.randint(len(tb.SLEEVE_RGB))],
+        skin=skin, sleeve=sleeve,
         entry_x=jnp.where(human, entry_x, 0.5), light=0.06 * (u[3] - 0.5))
 
 
@@ -362,10 +363,16 @@ def _nearest_first(pos, ee, num_moves):
     return pos[order]
 
 
-def _start_effector(embodiment, u, entry_x):
-    """Robots start near their base, inside the table; the human's hand starts low on the table."""
+def _start_effector(embodiment, u, entry_x, u_anywhere, start_anywhere):
+    """Robots start near their base, inside the table; the human's hand starts low on the table.
+
+    With probability `start_anywhere` (EnvConfig; data collection only) a robot starts anywhere
+    on the table instead: a policy trained only on starts near the base has never seen how to
+    come back from the table's far side, and once it drifts there it stays (BUILD_NOTES, e10).
+    """
     base = jnp.asarray(tb.EMB_BASE)[embodiment]
     toward = jnp.clip(base, 0.0, 1.0) * 0.7 + 0.15          # 30% of the way from the base side to the center
     robot = toward + 0.08 * (u - 0.5)
+    robot = jnp.where(u_anywhere[0] < start_anywhere, 0.05 + 0.9 * u_anywhere[1:], robot)
     human = jnp.stack([entry_x + 0.1 * (u[0] - 0.5), 0.12 + 0.06 * u[1]])
     return jnp.where(jnp.asarray(tb.EMB_IS_HUMAN)[embodiment], human, robot).astype(jnp.float32)
