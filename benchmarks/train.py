@@ -3,6 +3,7 @@ the machine's jitted-matmul FLOP/s measured in the same run.
 
     .venv/bin/python benchmarks/train.py                      # tiny and small (CPU)
     .venv/bin/python benchmarks/train.py --presets base       # on a GPU
+    .venv/bin/python benchmarks/train.py --presets tiny --config model.keypoints=0   # a variant
 
 One JSON line per preset. FLOPs per step come from XLA's cost analysis of the compiled step
 (forward + backward + AdamW + EMA); the step runs on a fixed synthetic batch already on the
@@ -37,13 +38,14 @@ def matmul_flops_per_s(dtype: str, n: int, repeats: int = 10) -> float:
     return 2 * n ** 3 / best
 
 
-def bench_preset(preset: str, steps: int, batch_size: int | None, dtype: str | None) -> dict:
+def bench_preset(preset: str, steps: int, batch_size: int | None, dtype: str | None,
+                 overrides: tuple[str, ...] = ()) -> dict:
     import jax
 
     from h2r.config import load_config
     from h2r.train import metrics, sharding, synthetic, trainer
 
-    config = load_config(os.path.join(ROOT, "experiments", "train", f"{preset}.py"))
+    config = load_config(os.path.join(ROOT, "experiments", "train", f"{preset}.py"), overrides)
     config.data.kind = "synthetic"
     config.mesh.data, config.mesh.fsdp, config.mesh.tensor = -1, 1, 1
     if batch_size:
@@ -83,6 +85,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per preset (default 20)")
     parser.add_argument("--batch-size", type=int, default=0, help="override train.batch_size")
     parser.add_argument("--dtype", default="", help="override model.dtype (e.g. bfloat16 on a GPU)")
+    parser.add_argument("--config", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a training-config override, as for h2r train: --config model.keypoints=0 "
+                             "(repeatable; applied to every preset)")
     parser.add_argument("--matmul-size", type=int, default=0, help="N of the peak matmul (default 2048 CPU, 8192 GPU)")
     args = parser.parse_args()
     import jax
@@ -95,9 +100,10 @@ def main() -> int:
         # The peak is measured right before and right after the preset (the better of the two),
         # so a machine shared with other jobs is judged under the same load as the step.
         before = matmul_flops_per_s(peak_dtype, n)
-        result = bench_preset(preset, args.steps, args.batch_size or None, args.dtype or None)
+        overrides = tuple(f"--config.{o}" for o in args.overrides)
+        result = bench_preset(preset, args.steps, args.batch_size or None, args.dtype or None, overrides)
         peak = max(before, matmul_flops_per_s(peak_dtype, n))
-        result.update(platform=platform, device_kind=jax.devices()[0].device_kind,
+        result.update(overrides=list(args.overrides), platform=platform, device_kind=jax.devices()[0].device_kind,
                       matmul_dtype=peak_dtype, matmul_n=n, matmul_flops_per_s=peak,
                       ratio_to_matmul=result["achieved_flops_per_s"] / peak)
         print(json.dumps(result), flush=True)

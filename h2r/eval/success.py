@@ -375,10 +375,15 @@ def data_config_of_run(config):
         return ml_collections.ConfigDict(json.load(f)["config"])
 
 
+def evaluation_world(data_config) -> EnvConfig:
+    """The world a run is evaluated in: the options its data was generated with, less the
+    data-collection-only ones (`EnvConfig.for_evaluation`)."""
+    return EnvConfig.from_config(data_config).for_evaluation()
+
+
 def env_config_of_run(config):
-    """The world a run is evaluated in: the options its data was generated with
-    (DIR/generation.json), less the data-collection-only ones (`EnvConfig.for_evaluation`)."""
-    return EnvConfig.from_config(data_config_of_run(config)).for_evaluation()
+    """`evaluation_world` of a run (its data's DIR/generation.json)."""
+    return evaluation_world(data_config_of_run(config))
 
 
 def evaluate_run(workdir: str, setting: str, *, out: str | None = None, episodes: int = 64, seed: int = 0,
@@ -402,7 +407,7 @@ def evaluate_run(workdir: str, setting: str, *, out: str | None = None, episodes
             raise CheckpointError(f"--execute-steps={execute_steps} exceeds the model's action horizon {horizon}")
         result, outcome = evaluate(
             policy_controller(es.embodiment, ACTION_PAD), policy, es, episodes,
-            env_config=EnvConfig.from_config(data_config).for_evaluation(), seed=seed, execute_steps=execute_steps,
+            env_config=evaluation_world(data_config), seed=seed, execute_steps=execute_steps,
             max_steps=max_steps, batch_size=batch_size, record=record, tokenize=policy.tokenize,
             interval=interval, progress=True, excluded_seeds=excluded)
         media = _save_media(outcome, out) if record > 0 else []

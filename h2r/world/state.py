@@ -329,6 +329,8 @@ def reset(spec: EpisodeSpec, env_config: EnvConfig = EnvConfig()) -> State:
     human = jnp.asarray(tb.EMB_IS_HUMAN)[spec.embodiment]
     u = draws.uniform((4,))
     entry_x = 0.3 + 0.4 * u[0]
+    # The start-anywhere draws come after every older draw, so worlds generated before the
+    # option existed (start_anywhere 0) are reproduced bit for bit.
     skin = jnp.asarray(tb.SKIN_RGB)[draws.randint(len(tb.SKIN_RGB))]
     sleeve = jnp.asarray(tb.SLEEVE_RGB)[draws.randint(len(tb.SLEEVE_RGB))]
     ee = _start_effector(spec.embodiment, u[1:3], entry_x, draws.uniform((3,)), env_config.start_anywhere)
