@@ -17,7 +17,7 @@ that step (compilation excluded, checkpointing included); `wall_s` per run adds 
 compilation.
 
     .venv/bin/python benchmarks/learning.py                       # (a) and (b), about 50 minutes
-    .venv/bin/python benchmarks/learning.py --parts a --settings sort_eggs --steps 500,1000
+    .venv/bin/python benchmarks/learning.py --parts a --settings sort_eggs --steps 2000,4000
 """
 from __future__ import annotations
 
@@ -147,11 +147,12 @@ def main() -> None:
     p.add_argument("--parts", default="a,b", help="which parts: a (target tasks), b (pretraining tasks)")
     p.add_argument("--settings", default="sort_eggs,tidy_new_scenes,bussing_new_objects",
                    help="held-out settings whose target-robot task part (a) trains on")
-    p.add_argument("--steps", default="500,1000,2000,4000", help="evaluation points (training steps)")
-    p.add_argument("--episodes", type=int, default=64, help="evaluation episodes per point")
-    p.add_argument("--b-steps", default="2000,4000",
+    p.add_argument("--steps", default="2000,4000,6000,8000", help="evaluation points (training steps)")
+    p.add_argument("--episodes", type=int, default=128, help="evaluation episodes per point")
+    p.add_argument("--b-steps", default="4000,8000",
                    help="the training steps part (b) evaluates at (six robots each: evaluation dominates)")
-    p.add_argument("--data-config", default="experiments/data/tiny.py")
+    p.add_argument("--data-config", default="experiments/data/learning.py",
+                   help="data preset (160 target demos per co-training combination: BUILD_NOTES.md, Learning)")
     p.add_argument("--train-config", default="experiments/train/tiny.py")
     p.add_argument("--workdir", default="runs/benchmark-learning", help="data, runs and the log go here")
     p.add_argument("--override", action="append", default=[],

@@ -37,7 +37,7 @@ def test_short_training_succeeds_in_closed_loop(tmp_path):
         "--execute-steps", "1", "--out", out)
     result = json.loads(out.read_text())
     # The scripted expert succeeds every time here and random actions (the floor) never; this
-    # recipe measured 23/64 here (a 1500-step run, whose schedule ends sooner: 11/64; BUILD_NOTES.md,
-    # "Learning", session 5); untrained or broken: 0/64.
-    assert result["success_rate"] >= 12 / 64, result["failure_breakdown"]
+    # recipe measured 56/64 here (50/64 at step 1000 of the same run; the recipe before the
+    # summary token 23/64: BUILD_NOTES.md, "Learning", sessions 5 and 7); untrained or broken: 0/64.
+    assert result["success_rate"] >= 40 / 64, result["failure_breakdown"]
     assert result["episodes"] == 64 and result["excluded_seeds"] > 0   # never a training layout

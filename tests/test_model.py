@@ -234,3 +234,15 @@ def test_remat_gives_the_same_loss_and_gradients():
     plain = grad(VLA(config, rngs=nnx.Rngs(0)), batch)
     remat = grad(VLA(_config(remat=True), rngs=nnx.Rngs(0)), batch)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), plain, remat)
+
+
+def test_summary_token_is_one_more_observation_token_and_needs_keypoints():
+    with_summary, without = _config(), _config(summary_mlp_dim=0)
+    assert with_summary.summary_mlp_dim > 0   # the tiny preset uses it (BUILD_NOTES.md, "Learning", session 7)
+    batch = _batch(with_summary)
+    empty = jnp.zeros((8, with_summary.max_subtask_len), jnp.int32)
+    prefix_with = VLA(with_summary, rngs=nnx.Rngs(0))._encode(batch, empty)[0]
+    prefix_without = VLA(without, rngs=nnx.Rngs(0))._encode(batch, empty)[0]
+    assert prefix_with.shape[1] == prefix_without.shape[1] + 1
+    with pytest.raises(ValueError, match="summary_mlp_dim > 0 needs keypoint tokens"):
+        VLA(_config(keypoints=0, subgoal_loss_weight=0.0), rngs=nnx.Rngs(0))

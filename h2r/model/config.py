@@ -17,9 +17,11 @@ _PRESETS = {
     # The subgoal head teaches the keypoints to find every object of the task (without it they
     # tracked the white egg but not the brown one). Deterministic sampling (sample_noise 0): the
     # target task in distribution 9/64 vs 5/64 at 1.0 (BUILD_NOTES.md, "Learning", session 4).
+    # The summary token (an MLP over all keypoints and the proprio) is what made the policy reach
+    # objects reliably (BUILD_NOTES.md, "Learning", session 7).
     "tiny": dict(image_size=32, patch_size=8, width=64, depth=2, num_heads=2, head_dim=32, mlp_dim=256,
                  expert_width=64, expert_depth=2, expert_num_heads=2, expert_mlp_dim=256, keypoints=16,
-                 subgoal_loss_weight=1.0, sample_noise=0.0),
+                 subgoal_loss_weight=1.0, sample_noise=0.0, summary_mlp_dim=256),
     # Width 512 with 4 heads of 128: fewer, larger matmuls. On the 2-core CPU its train step reached
     # 0.61-0.66 of the jitted-matmul FLOP/s against 0.53 for width 384 with 6 heads of 64, measured
     # interleaved in the same runs (benchmarks/model.py).
@@ -70,6 +72,9 @@ def model_config(size: str = "tiny") -> ml_collections.ConfigDict:
         keypoint_channels=16,
         keypoint_layers=1,           # hidden 3x3 convs before the keypoint conv (receptive field 3 + 2 per layer)
         keypoint_temperature=10.0,   # initial softmax sharpness (learned per channel)
+        # Observation-summary token (h2r/model/vla.py): hidden width of an MLP over all keypoints and
+        # the proprio that adds one token to the prefix, 0 = off. Needs keypoints.
+        summary_mlp_dim=0,
         # Action queries (h2r/model/vla.py): weight of their direct action regression, 0 = off.
         action_queries_weight=0.0,
         # Subgoal head (h2r/model/vla.py): weight of its hindsight-subgoal regression, 0 = off.

@@ -93,6 +93,20 @@ class VLA(nnx.Module):
                                            temperature=c.get("keypoint_temperature", 10.0),
                                            hidden_layers=c.get("keypoint_layers", 1))
                               if c.get("keypoints", 0) else None)
+        # Optional: the observation-summary token (model.summary_mlp_dim > 0), an MLP over every
+        # keypoint of both views and the proprio. Why: the keypoints say where the objects are, but
+        # a 2-layer, 64-wide transformer did not learn to relate 32 separate keypoint tokens to the
+        # gripper in a few thousand steps; one MLP that sees all coordinates at once does. On one
+        # egg in one scene: 40/64 -> 61/64; on sort_eggs:target-robot ~0.15 -> 0.43 (BUILD_NOTES.md,
+        # "Learning", session 7).
+        if c.get("summary_mlp_dim", 0):
+            if not c.get("keypoints", 0):
+                raise ValueError("model.summary_mlp_dim > 0 needs keypoint tokens (model.keypoints > 0)")
+            self.summary_in = Dense((4 * c.keypoints + c.max_state_dim,), (c.summary_mlp_dim,), ("state", "mlp"),
+                                    rngs=rngs, dtype=dtype)
+            self.summary_out = Dense((c.summary_mlp_dim,), (D,), ("mlp", "embed"), rngs=rngs, dtype=dtype)
+        else:
+            self.summary_in = self.summary_out = None
         self.query_slots = param(rngs, pos_init, (c.max_subtask_len, D), ("seq", "embed"))
         self.subtask_pos = param(rngs, pos_init, (c.max_subtask_len, D), ("seq", "embed"))
         self.blocks = nnx.List([Block(D, c.num_heads, c.head_dim, c.mlp_dim, rngs=rngs, dtype=dtype)
@@ -165,6 +179,14 @@ class VLA(nnx.Module):
             return None
         return self.keypoint_stem.keypoints(obs["image"]), self.keypoint_stem.keypoints(obs["wrist_image"])
 
+    def _summary_token(self, head, wrist, image_mask, state) -> jax.Array:
+        """The observation-summary token [B, 1, D]: MLP(keypoints of both views, proprio); a missing
+        view's keypoints are zeroed (they would be the stem's reading of a blank image)."""
+        B = state.shape[0]
+        views = [kp.reshape(B, -1) * image_mask[:, v:v + 1] for v, kp in enumerate((head, wrist))]
+        features = jnp.concatenate([*views, state.astype(jnp.float32)], -1)
+        return self.summary_out(jax.nn.gelu(self.summary_in(features)))[:, None, :]
+
     def _text(self, tokens: jax.Array, pos: jax.Array) -> jax.Array:
         table = self.token_embed[...]
         x = jnp.take(table, tokens, axis=0) * math.sqrt(table.shape[-1])
@@ -193,6 +215,8 @@ class VLA(nnx.Module):
             head, wrist = keypoints or self._keypoints(obs)
             parts += [(self._keypoint_tokens(head, 0), jnp.broadcast_to(image_mask[:, :1], (B, K)), OBS),
                       (self._keypoint_tokens(wrist, 1), jnp.broadcast_to(image_mask[:, 1:2], (B, K)), OBS)]
+            if self.summary_in is not None:
+                parts.append((self._summary_token(head, wrist, image_mask, state), jnp.ones((B, 1), bool), OBS))
         parts += [
             (self._text(obs["instruction"], self.text_pos[...]), obs["instruction"] != 0, OBS),
             # The proprio token is always a valid key, so no attention row is ever empty.
