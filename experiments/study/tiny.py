@@ -11,7 +11,8 @@ The robot-only cells are also evaluated on their own co-training task (in distri
 report shows first: a gain from human data means something only on top of a baseline that
 works. At 1500 co-training steps the policies are still far from the learning benchmark's
 (benchmarks/RESULTS.md, "Learning"; 8000 steps there): robot-only 2/32 and 1/32 on their own task,
-13 min 09 s on 2 cores (2026-12-05). More steps do not fit: training is ~75 % of the wall time.
+13 min 09 s on 2 cores (2026-12-05), of which pretraining and the four co-trainings, two at a time,
+take 11 min 53 s: more steps do not fit.
 """
 from h2r.study.grid import base_config
 

@@ -96,9 +96,9 @@ class VLA(nnx.Module):
         # Optional: the observation-summary token (model.summary_mlp_dim > 0), an MLP over every
         # keypoint of both views and the proprio. Why: the keypoints say where the objects are, but
         # a 2-layer, 64-wide transformer did not learn to relate 32 separate keypoint tokens to the
-        # gripper in a few thousand steps; one MLP that sees all coordinates at once does. On one
-        # egg in one scene: 40/64 -> 61/64; on sort_eggs:target-robot ~0.15 -> 0.43 (BUILD_NOTES.md,
-        # "Learning", session 7).
+        # gripper in a few thousand steps; one MLP that sees all coordinates at once does. Through
+        # h2r train + h2r eval: one egg in one scene 23/64 -> 56/64 (2000 steps); sort_eggs:target-robot
+        # 0.11 / 0.18 -> 0.35 / 0.40 on two training seeds (6000 steps; BUILD_NOTES.md, "Learning", sessions 7-8).
         if c.get("summary_mlp_dim", 0):
             if not c.get("keypoints", 0):
                 raise ValueError("model.summary_mlp_dim > 0 needs keypoint tokens (model.keypoints > 0)")
