@@ -9,11 +9,17 @@ closed-loop  Drives the world with the policy (replanning every step) and, at ev
              the policy head, toward its object, the other one, the fixture, or into the table's
              edge?) and `carry` (carry phases, while holding: does it release where the expert does,
              and is the object already inside its success region?).
+train-seeds  Generalization gap: success on N of the run's own *training* layouts (the planned
+             episodes of the setting's role and robot: same scene, variant and world seed, so
+             the same reset state) against N unseen ones (`h2r eval`'s episodes), same rollout.
+             Equal rates: the policy is not short of data but of closed-loop execution/fit;
+             training >> unseen: more demonstrations per variation would help.
 keypoints    Linear probe from the head/wrist keypoints (model.keypoints > 0) to where things are
              on reset states of one scene: R^2 of the best single keypoint and of all of them,
              for each egg (by colour) and the effector. R^2 near 0: the stem does not track it.
 
     .venv/bin/python benchmarks/policy_probes.py closed-loop --workdir RUN --setting sort_eggs:target-robot
+    .venv/bin/python benchmarks/policy_probes.py train-seeds --workdir RUN --setting sort_eggs:target-robot --episodes 128
     .venv/bin/python benchmarks/policy_probes.py keypoints --workdir RUN --scene green_felt
 """
 from __future__ import annotations
@@ -28,7 +34,7 @@ import numpy as np
 
 import h2r
 from h2r.config import config_from_json
-from h2r.eval import rollout
+from h2r.eval import intervals, rollout
 from h2r.eval import success as evaluation
 from h2r.world import dynamics, experts, tasks
 from h2r.world import env as world
@@ -85,6 +91,37 @@ def closed_loop(args) -> dict:
                                   policy_closes=round(sel[:, 3].mean(), 2), expert_closes=round(sel[:, 4].mean(), 2)))
     return {"success": float(done.mean()), "episodes": args.episodes, "by_phase_and_distance": table,
             "far_reach": _far_reach(extra), "carry": _carry(extra)}
+
+
+def train_seeds(args) -> dict:
+    config, _, policy = _run(args.workdir, args.step)
+    data_config = evaluation.data_config_of_run(config)
+    es = evaluation.parse_setting(args.setting, data_config=data_config)
+    role, target = ("pretrain", "") if es.role == evaluation.PRETRAIN else (es.role, es.setting)
+    trained = [e for e in evaluation.planned_episodes(data_config)
+               if e.embodiment == es.embodiment and e.setting == role and e.target == target and e.split == "train"]
+    if not trained:
+        raise SystemExit(f"{args.workdir}: its data planned no training episodes of {es.embodiment} for {args.setting}")
+    # Evenly spaced: the plan lists episodes combination by combination (one scene first).
+    trained = [trained[i] for i in np.linspace(0, len(trained) - 1, min(args.episodes, len(trained))).astype(int)]
+    specs = make_specs([e.scene for e in trained], [e.task_family for e in trained], es.embodiment,
+                       np.array([e.seed for e in trained], np.int64), [e.variant for e in trained])
+    unseen, _ = evaluation.episode_specs(es, len(trained), args.seed, evaluation.trained_seeds(config, es.embodiment))
+    env_config = evaluation.evaluation_world(data_config)
+    env = rollout.world_env(env_config)
+    run = rollout.make_rollout(env, evaluation.policy_controller(es.embodiment, ACTION_PAD),
+                               max_steps=env_config.horizon, execute_steps=1, record=0)
+    out = {}
+    for name, episode_specs in (("training layouts", specs), ("unseen layouts", unseen)):
+        states = rollout.reset_states(env, episode_specs)
+        extra = {"instruction": policy.tokenize(evaluation.instructions(states))}
+        result = rollout.outcome(run(policy, states, extra, jax.random.key(args.seed)))
+        wins = int(result.success.sum())
+        out[name] = {"success": round(wins / len(trained), 4), "episodes": len(trained),
+                     "ci95": [round(v, 4) for v in intervals.wilson_interval(wins, len(trained))],
+                     "breakdown": evaluation.format_breakdown(evaluation.failure_breakdown(
+                         result.max_phase, result.success, result.num_phases))}
+    return out
 
 
 def _geometry(s):
@@ -159,10 +196,10 @@ def _r2(x: np.ndarray, y: np.ndarray) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("probe", choices=("closed-loop", "keypoints"))
+    p.add_argument("probe", choices=("closed-loop", "train-seeds", "keypoints"))
     p.add_argument("--workdir", required=True, help="a training run directory (h2r train --workdir)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-    p.add_argument("--setting", default="sort_eggs:target-robot", help="closed-loop: an h2r eval setting")
+    p.add_argument("--setting", default="sort_eggs:target-robot", help="closed-loop, train-seeds: an h2r eval setting")
     p.add_argument("--episodes", type=int, default=None,
                    help="episodes (closed-loop, default 32) or reset states (keypoints, default 256: the probe "
                         "fits 2K+1 coefficients)")
@@ -170,8 +207,9 @@ def main() -> None:
     p.add_argument("--embodiment", default="trident_arm", help="keypoints: the robot of the reset states")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    args.episodes = args.episodes or (32 if args.probe == "closed-loop" else 256)
-    print(json.dumps(closed_loop(args) if args.probe == "closed-loop" else keypoint_probe(args), indent=1))
+    args.episodes = args.episodes or {"closed-loop": 32, "train-seeds": 128}.get(args.probe, 256)
+    probe = {"closed-loop": closed_loop, "train-seeds": train_seeds, "keypoints": keypoint_probe}[args.probe]
+    print(json.dumps(probe(args), indent=1))
 
 
 if __name__ == "__main__":
