@@ -60,23 +60,11 @@ def train(workdir: str, data_dir: str, steps: list[int], overrides: list[str], a
 
 
 def _train_seconds(workdir: str) -> dict[int, float]:
-    """{step: train_s} from the run's metrics.jsonl (empty if there is none yet), summed over
-    resumes: the trainer's train_s restarts with every process, so a resumed segment is offset by
-    the training time of the segments before it (work redone after a kill counts: it was spent)."""
-    path = os.path.join(workdir, "metrics.jsonl")
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    out, offset, previous = {}, 0.0, None
-    for r in rows:
-        if "train_s" not in r:
-            continue
-        if previous is not None and r["train_s"] < previous:   # a new process: its clock restarted
-            offset += previous
-        previous = float(r["train_s"])
-        out[int(r["step"])] = offset + previous
-    return out
+    """{step: train_s} from the run's metrics.jsonl (empty if there is none yet); the trainer sums
+    train_s over the processes of a resumed run."""
+    from h2r.train.metrics import read_jsonl
+
+    return {int(r["step"]): float(r["train_s"]) for r in read_jsonl(workdir) if "train_s" in r}
 
 
 def _gcd(values: list[int]) -> int:

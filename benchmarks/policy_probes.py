@@ -34,7 +34,7 @@ import numpy as np
 
 import h2r
 from h2r.config import config_from_json
-from h2r.eval import intervals, rollout
+from h2r.eval import rollout
 from h2r.eval import success as evaluation
 from h2r.world import dynamics, experts, tasks
 from h2r.world import env as world
@@ -106,22 +106,15 @@ def train_seeds(args) -> dict:
     trained = [trained[i] for i in np.linspace(0, len(trained) - 1, min(args.episodes, len(trained))).astype(int)]
     specs = make_specs([e.scene for e in trained], [e.task_family for e in trained], es.embodiment,
                        np.array([e.seed for e in trained], np.int64), [e.variant for e in trained])
-    unseen, _ = evaluation.episode_specs(es, len(trained), args.seed, evaluation.trained_seeds(config, es.embodiment))
-    env_config = evaluation.evaluation_world(data_config)
-    env = rollout.world_env(env_config)
-    run = rollout.make_rollout(env, evaluation.policy_controller(es.embodiment, ACTION_PAD),
-                               max_steps=env_config.horizon, execute_steps=1, record=0)
-    out = {}
-    for name, episode_specs in (("training layouts", specs), ("unseen layouts", unseen)):
-        states = rollout.reset_states(env, episode_specs)
-        extra = {"instruction": policy.tokenize(evaluation.instructions(states))}
-        result = rollout.outcome(run(policy, states, extra, jax.random.key(args.seed)))
-        wins = int(result.success.sum())
-        out[name] = {"success": round(wins / len(trained), 4), "episodes": len(trained),
-                     "ci95": [round(v, 4) for v in intervals.wilson_interval(wins, len(trained))],
-                     "breakdown": evaluation.format_breakdown(evaluation.failure_breakdown(
-                         result.max_phase, result.success, result.num_phases))}
-    return out
+    combos = [(e.scene, e.task_family, e.variant) for e in trained]
+    options = dict(env_config=evaluation.evaluation_world(data_config), seed=args.seed, record=0,
+                   tokenize=policy.tokenize)
+    controller = evaluation.policy_controller(es.embodiment, ACTION_PAD)
+    results = {"training layouts": evaluation.evaluate_episodes(controller, policy, es, specs, combos, **options)[0],
+               "unseen layouts": evaluation.evaluate(controller, policy, es, len(trained), **options,
+                                                     excluded_seeds=evaluation.trained_seeds(config, es.embodiment))[0]}
+    return {name: {"success": r["success_rate"], "episodes": r["episodes"], "ci95": r["ci95"],
+                   "breakdown": evaluation.format_breakdown(r["failure_breakdown"])} for name, r in results.items()}
 
 
 def _geometry(s):

@@ -66,8 +66,11 @@ def test_sigterm_and_sigkill_then_resume_end_bitwise_identical(reference, tmp_pa
     out = tu.run_train(workdir, *STEPS, cache_dir=cache_dir)
     assert "resumed" in out
     assert max(tu.saved_steps(workdir)) == 30
-    logged = [json.loads(line)["step"] for line in open(workdir / "metrics.jsonl")]
+    rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+    logged = [r["step"] for r in rows]
     assert logged == sorted(set(logged)) and logged[-1] == 30  # each step once after resuming
+    seconds = [r["train_s"] for r in rows]   # training time adds up over the three processes
+    assert all(b > a for a, b in zip(seconds, seconds[1:])), list(zip(logged, seconds))
     for item in ("params", "ema", "train_state"):
         ref, got = tu.flat(tu.restore_item(ref_dir, 30, item)), tu.flat(tu.restore_item(workdir, 30, item))
         assert ref.keys() == got.keys()

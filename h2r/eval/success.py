@@ -228,10 +228,27 @@ def evaluate(controller: Callable, params: Any, es: EvalSetting, episodes: int, 
     """
     if episodes < 1:
         raise DataError(f"--episodes must be >= 1, got {episodes}")
-    max_steps = int(max_steps or env_config.horizon)
-    batch_size = min(int(batch_size or episodes), episodes)
     excluded_seeds = frozenset(int(s) % 2 ** 32 for s in excluded_seeds)
     specs, combos = episode_specs(es, episodes, seed, excluded_seeds)
+    result, outcome = evaluate_episodes(
+        controller, params, es, specs, combos, env_config=env_config, seed=seed, execute_steps=execute_steps,
+        max_steps=max_steps, batch_size=batch_size, record=record, tokenize=tokenize, interval=interval,
+        progress=progress)
+    seeds = np.asarray(specs.seed).view(np.uint32)   # the world's int32 seeds, as unsigned
+    result.update(excluded_seeds=len(excluded_seeds),
+                  redrawn_seeds=int(np.sum(seeds != episode_seeds(es.name, episodes, seed))))
+    return result, outcome
+
+
+def evaluate_episodes(controller: Callable, params: Any, es: EvalSetting, specs, combos, *, env_config,
+                      seed: int = 0, execute_steps: int = 1, max_steps: int | None = None,
+                      batch_size: int | None = None, record: int = 4, tokenize: Callable | None = None,
+                      interval: str = "wilson", progress: bool = False):
+    """`evaluate` on given episodes: `specs` (EpisodeSpecs) and their (scene, task_family, variant)
+    `combos`, e.g. a run's own training layouts (benchmarks/policy_probes.py train-seeds)."""
+    episodes = len(combos)
+    max_steps = int(max_steps or env_config.horizon)
+    batch_size = min(int(batch_size or episodes), episodes)
     seeds = np.asarray(specs.seed).view(np.uint32)   # the world's int32 seeds, as unsigned
     env = rollout.world_env(env_config)
     states = rollout.reset_states(env, specs)
@@ -265,8 +282,7 @@ def evaluate(controller: Callable, params: Any, es: EvalSetting, episodes: int, 
         frames=parts[0].frames[: min(record, episodes)])
     result = summarize(outcome, es, combos, texts, interval=interval, seed=seed, execute_steps=execute_steps,
                        max_steps=max_steps, wall=wall, seeds=seeds)
-    result.update(horizon=int(env_config.horizon), excluded_seeds=len(excluded_seeds),
-                  redrawn_seeds=int(np.sum(seeds != episode_seeds(es.name, episodes, seed))))
+    result.update(horizon=int(env_config.horizon))
     return result, outcome
 
 

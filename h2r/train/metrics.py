@@ -145,6 +145,10 @@ class MetricLogger:
         self._losses: list[tuple[int, jax.Array]] = []
         self._window_start = (None, None)  # (step, time) at the start of the averaging window
         self._loop_start = None            # when this process started training (train_s)
+        # Training time of the processes before this one (a resumed run): the rows left in
+        # metrics.jsonl after `truncate_jsonl` end at the resumed step, so its last train_s is it.
+        rows = read_jsonl(workdir) if is_main else []
+        self._train_s_before = float(rows[-1].get("train_s", 0.0)) if rows else 0.0
 
     def start(self, step: int):
         self._window_start = (step, time.perf_counter())
@@ -180,9 +184,9 @@ class MetricLogger:
         scalars.update(dict(extra))
         scalars["steps_per_s"] = steps_per_s
         scalars["samples_per_s"] = steps_per_s * self.global_batch_size
-        # Wall time since this process began training (compilation included): the learning
-        # benchmark's x axis. A resumed run counts from its resumption.
-        scalars["train_s"] = time.perf_counter() - self._loop_start
+        # Training wall time up to this step, summed over the processes of a resumed run
+        # (compilation excluded; work lost after a kill is not counted): the learning benchmark's x axis.
+        scalars["train_s"] = self._train_s_before + time.perf_counter() - self._loop_start
         if self.flops_per_step:
             scalars["flops_per_s"] = steps_per_s * self.flops_per_step
         self.writer.write_scalars(step, scalars)
