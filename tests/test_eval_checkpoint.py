@@ -17,9 +17,9 @@ def tiny_run(micro_run):
     return micro_run  # tests/conftest.py: 2 steps on the micro data, shared with tests/test_faults.py
 
 
-def _eval(workdir, out, seed=0):
+def _eval(workdir, out, seed=0, *extra):
     assert cli.main(["eval", "--workdir", workdir, "--setting", "sort_eggs", "--episodes", "6",
-                     "--out", str(out), "--seed", str(seed), "--record", "2"]) == 0
+                     "--out", str(out), "--seed", str(seed), "--record", "2", *extra]) == 0
     with open(out) as f:
         return json.load(f)
 
@@ -36,6 +36,13 @@ def test_evaluating_a_checkpoint_twice_gives_identical_results(tiny_run, tmp_pat
     assert strip(first) == strip(second)
     for media in first["media"]:
         assert os.path.getsize(tmp_path / "a" / media) > 0
+    assert first["params"] == "params"
+
+
+def test_eval_of_the_ema_params_says_so(tiny_run, tmp_path):
+    # (that load_policy(ema=True) restores the EMA, not the params: tests/test_train_resume.py)
+    result = _eval(tiny_run, tmp_path / "result.json", 0, "--ema")
+    assert result["params"] == "ema" and result["episodes"] == 6
 
 
 def test_direct_form_without_setting_is_a_usage_error(tiny_run, capsys):

@@ -102,14 +102,22 @@ def test_keypoint_and_conv_stems_train():
 
 def test_dart_records_the_intended_action_for_robots_only():
     from h2r.world import episodes
-    env = dataclasses.replace(TINY, record_intended=True)
     specs = make_specs("oak_kitchen", "eggs_in_carton", ["trident_arm", "human"], [7, 7])
+    plain_robot, plain_human = episodes.rollout_expert(specs, TINY, batch_size=2)
+    env = dataclasses.replace(TINY, dart_noise=2.0)
     robot, human = episodes.rollout_expert(specs, env, batch_size=2)
-    # The robot executed noisy commands but records noise-free ones; the human records its motion.
+    # The robot executed noisier commands but records noise-free ones, and still succeeds.
     assert not np.allclose(robot["action"], robot["command"][:, :robot["action"].shape[1]])
+    n = min(len(robot["command"]), len(plain_robot["command"]))
+    assert not np.allclose(robot["command"][:n], plain_robot["command"][:n])
     assert robot["success"]
+    # The human is untouched: same motion, and it records that motion (plus tracking noise).
+    # (to float rounding: the two programs fuse differently)
+    np.testing.assert_allclose(human["command"], plain_human["command"], atol=1e-6)
+    np.testing.assert_allclose(human["action"], plain_human["action"], atol=1e-6)
     noise = np.abs(human["action"] - human["command"][:, :2])
     assert noise.max() <= env.tracking_noise + 1e-6
+    assert env.for_evaluation().dart_noise == 0.0
 
 
 def test_subgoal_steps_point_just_past_each_subtask_segment():

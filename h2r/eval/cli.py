@@ -13,7 +13,7 @@ import argparse
 DESCRIPTION = """\
 Evaluate a trained run directory.
 
-  h2r eval --workdir W --setting NAME --episodes N --out result.json [--seed S] [--step K]
+  h2r eval --workdir W --setting NAME --episodes N --out result.json [--seed S] [--step K] [--ema]
       closed-loop success of the setting's robot in the world, all episodes stepping
       together: success rate with a 95% interval, per-phase completion, episode lengths,
       per-episode outcomes, and a few rollouts as GIF/PNG strips next to the JSON.
@@ -47,7 +47,7 @@ def _closed_loop(args) -> int:
     result, out = success.evaluate_run(
         args.workdir, args.setting, out=args.out, episodes=args.episodes, seed=args.seed, step=args.step,
         batch_size=args.batch_size, execute_steps=args.execute_steps, max_steps=args.max_steps,
-        record=args.record, interval=args.interval)
+        record=args.record, interval=args.interval, ema=args.ema)
     print(f"eval {result['setting']}: success {result['success_rate']:.3f} "
           f"[{result['ci95'][0]:.3f}, {result['ci95'][1]:.3f}] over {result['episodes']} episodes, "
           f"mean length {result['mean_length']:.1f} -> {out}", flush=True)
@@ -96,6 +96,8 @@ def register(subparsers) -> None:
                         "(default: 1, replan every step; measured best, see BUILD_NOTES.md)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="episode time limit in env steps (default: the world's episode horizon)")
+    p.add_argument("--ema", action="store_true",
+                   help="evaluate the checkpoint's EMA of the params (train.ema_decay) instead of the params")
     p.add_argument("--record", type=int, default=4, help="rollouts saved as GIF + PNG strip (default: 4)")
     p.add_argument("--interval", choices=("wilson", "bootstrap"), default="wilson",
                    help="95%% interval of the success rate (default: wilson)")

@@ -404,9 +404,11 @@ def env_config_of_run(config):
 
 def evaluate_run(workdir: str, setting: str, *, out: str | None = None, episodes: int = 64, seed: int = 0,
                  step: int | None = None, batch_size: int | None = None, execute_steps: int | None = None,
-                 max_steps: int | None = None, record: int = 4, interval: str = "wilson") -> tuple[dict, str]:
+                 max_steps: int | None = None, record: int = 4, interval: str = "wilson",
+                 ema: bool = False) -> tuple[dict, str]:
     """`h2r eval`: evaluates run `workdir` on `setting` and writes the result JSON (default
-    W/eval/<setting>.json) with rollout strips beside it; returns (result, its path)."""
+    W/eval/<setting>.json) with rollout strips beside it; returns (result, its path). `ema`: the
+    checkpoint's exponential moving average of the params instead of the params."""
     import h2r  # noqa: PLC0415
 
     es, data_config = _setting_of_run(workdir, setting)
@@ -416,7 +418,7 @@ def evaluate_run(workdir: str, setting: str, *, out: str | None = None, episodes
         excluded = planned_seeds(data_config, es.embodiment)
         if es.role == PRETRAIN and not excluded:
             print(f"eval {es.name}: note: the run's data has no episodes of {es.embodiment}", flush=True)
-        policy = h2r.load_policy(workdir, step=step)
+        policy = h2r.load_policy(workdir, step=step, ema=ema)
         execute_steps = execute_steps or 1
         horizon = int(policy.config.model.action_horizon)
         if execute_steps > horizon:
@@ -427,7 +429,8 @@ def evaluate_run(workdir: str, setting: str, *, out: str | None = None, episodes
             max_steps=max_steps, batch_size=batch_size, record=record, tokenize=policy.tokenize,
             interval=interval, progress=True, excluded_seeds=excluded)
         media = _save_media(outcome, out) if record > 0 else []
-        result.update(step=int(policy.step), workdir=os.path.abspath(workdir), media=media)
+        result.update(step=int(policy.step), workdir=os.path.abspath(workdir), media=media,
+                      params="ema" if ema else "params")
         files.write_json(out, result)
     return result, out
 

@@ -32,11 +32,13 @@ class EnvConfig:
     max_distractors: int = 3        # caps a scene's distractor count (<= 3)
     steps_after_success: int = 3    # an episode ends this many steps after success
     expert_noise: float = 1.0       # scale of the scripted experts' motion noise
-    # DART (Laskey et al. 2017): the expert's motion noise is executed, but robots record the
-    # noise-free action the expert intended in the state it reached. The data then covers the
-    # states a slightly-off policy visits, labelled with how to correct, and the labels are a
-    # function of the state (noisy labels teach a policy to imitate noise).
-    record_intended: bool = False
+    # DART (Laskey et al. 2017), robots only, 0 = off: robot episodes execute the expert's motion
+    # noise at this scale (instead of expert_noise) but record the noise-free action the expert
+    # intended in the state it reached. The data then covers the states a slightly-off policy
+    # visits, labelled with how to correct, and the labels are a function of the state (noisy
+    # labels teach a policy to imitate noise). The human keeps expert_noise: its tracked wrist
+    # is its real motion. Data collection only (`for_evaluation` sets 0).
+    dart_noise: float = 0.0
     # Data collection only (evaluation resets with 0, `for_evaluation`): the fraction of robot
     # episodes that start anywhere on the table instead of near the robot's base.
     start_anywhere: float = 0.0
@@ -55,8 +57,8 @@ class EnvConfig:
             raise ValueError(f"EnvConfig.start_anywhere={self.start_anywhere}: expected a probability in [0, 1]")
 
     def for_evaluation(self) -> "EnvConfig":
-        """The world a policy is evaluated in: data-collection options (start_anywhere) off."""
-        return dataclasses.replace(self, start_anywhere=0.0)
+        """The world a policy is evaluated in: data-collection options (start_anywhere, DART) off."""
+        return dataclasses.replace(self, start_anywhere=0.0, dart_noise=0.0)
 
     @classmethod
     def from_config(cls, config) -> "EnvConfig":

@@ -6,8 +6,8 @@ its first success, then draws only the kept steps (both views) in fixed-size jit
 
 The recorded action is the embodiment's action as a dataset would hold it: for robots exactly
 the action given to `step` (replaying it reproduces the states), or with
-`EnvConfig.record_intended` the expert's noise-free action in that state (DART; the executed
-command stays in the episode's `command`); for the human the tracked
+`EnvConfig.dart_noise` > 0 the expert's noise-free action in that state (DART: the executed,
+noisier command stays in the episode's `command`); for the human the tracked
 wrist motion in the head-camera frame plus uniform tracking noise in
 [-env_config.tracking_noise, +tracking_noise] per dim (action units), and no grip.
 """
@@ -49,11 +49,16 @@ def _simulate(specs: EpisodeSpec, env_config: EnvConfig):
         expert_key, tracking_key = _keys(EXPERT_STREAM, spec.seed), _keys(TRACKING_STREAM, spec.seed)
 
         def body(s, t):
-            command = experts.expert_action(s, jax.random.fold_in(expert_key, t), env_config)
+            key = jax.random.fold_in(expert_key, t)
+            command = experts.expert_action(s, key, env_config)
+            if env_config.dart_noise > 0:  # robots only: a human's tracked wrist is its real motion
+                robot = ~dynamics.emb(s, dynamics.tb.EMB_IS_HUMAN).astype(bool)
+                noisier = experts.expert_action(s, key, dataclasses.replace(env_config, expert_noise=env_config.dart_noise))
+                command = jnp.where(robot, noisier, command)
             action = recorded_action(s, command, jax.random.fold_in(tracking_key, t), env_config)
-            if env_config.record_intended:  # robots only: a human's tracked wrist is its real motion
-                intended = experts.expert_action(s, expert_key, dataclasses.replace(env_config, expert_noise=0.0))
-                action = jnp.where(dynamics.emb(s, dynamics.tb.EMB_IS_HUMAN), action, intended)
+            if env_config.dart_noise > 0:
+                intended = experts.expert_action(s, key, dataclasses.replace(env_config, expert_noise=0.0))
+                action = jnp.where(robot, intended, action)
             s_next = dynamics.step(s, command, env_config)
             out = dict(state=s, command=command, action=action, phase=tasks.phase(s),
                        success=tasks.success(s_next), ee_next=s_next.ee,
