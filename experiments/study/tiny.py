@@ -10,9 +10,9 @@ sort_eggs setting is generated): with the tiny data's 40 the co-trained policies
 The robot-only cells are also evaluated on their own co-training task (in distribution), which the
 report shows first: a gain from human data means something only on top of a baseline that
 works. At 1500 co-training steps the policies are still far from the learning benchmark's
-(benchmarks/RESULTS.md, "Learning"; 8000 steps there): robot-only 2/32 and 1/32 on their own task,
-13 min 09 s on 2 cores (2026-12-05), of which pretraining and the four co-trainings, two at a time,
-take 11 min 53 s: more steps do not fit.
+(benchmarks/RESULTS.md, "Learning"; 8000 steps there): robot-only 1/32 (level 0) and 6/32
+(1.0+other) on their own task, 14 min 12 s on 2 cores (2026-12-06), of which pretraining and the
+four co-trainings, two at a time, take ~13 min: more steps do not fit.
 """
 from h2r.study.grid import base_config
 
