@@ -30,9 +30,10 @@ from h2r.model import params as params_lib
 class _Static:
     """Non-array parts of a Policy (pytree aux data: compared by identity)."""
 
-    def __init__(self, graphdef, rest, config, tokenizer, norm_mode, workdir, step):
+    def __init__(self, graphdef, rest, config, tokenizer, norm_mode, workdir, step, params_item="params"):
         self.graphdef, self.rest, self.config = graphdef, rest, config
         self.tokenizer, self.norm_mode, self.workdir, self.step = tokenizer, norm_mode, workdir, step
+        self.params_item = params_item   # the checkpoint item the params came from: "params" or "ema"
 
 
 @jax.tree_util.register_pytree_node_class
@@ -57,6 +58,10 @@ class Policy:
     @property
     def step(self) -> int:
         return self.static.step
+
+    @property
+    def params_item(self) -> str:
+        return self.static.params_item
 
     @property
     def embodiments(self) -> list[str]:
@@ -189,6 +194,7 @@ def load_policy(workdir: str, step: int | None = None, *, ema: bool = False) -> 
         from h2r.data.tokenizer import Tokenizer  # noqa: PLC0415
         tokenizer = Tokenizer.load(tok_path)
     norm_mode = data_config.get(config.data, "norm")
-    static = _Static(graphdef, rest, config, tokenizer, norm_mode, os.path.abspath(workdir), step)
+    static = _Static(graphdef, rest, config, tokenizer, norm_mode, os.path.abspath(workdir), step,
+                     "ema" if ema else "params")
     return Policy(params, _stats_arrays(norm_stats), static)
 

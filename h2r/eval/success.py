@@ -430,7 +430,7 @@ def evaluate_run(workdir: str, setting: str, *, out: str | None = None, episodes
             interval=interval, progress=True, excluded_seeds=excluded)
         media = _save_media(outcome, out) if record > 0 else []
         result.update(step=int(policy.step), workdir=os.path.abspath(workdir), media=media,
-                      params="ema" if ema else "params")
+                      params=policy.params_item)
         files.write_json(out, result)
     return result, out
 

@@ -13,7 +13,6 @@ wrist motion in the head-camera frame plus uniform tracking noise in
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 from typing import Callable
@@ -50,14 +49,14 @@ def _simulate(specs: EpisodeSpec, env_config: EnvConfig):
 
         def body(s, t):
             key = jax.random.fold_in(expert_key, t)
-            command = experts.expert_action(s, key, env_config)
-            if env_config.dart_noise > 0:  # robots only: a human's tracked wrist is its real motion
-                robot = ~dynamics.emb(s, dynamics.tb.EMB_IS_HUMAN).astype(bool)
-                noisier = experts.expert_action(s, key, dataclasses.replace(env_config, expert_noise=env_config.dart_noise))
-                command = jnp.where(robot, noisier, command)
+            dart, noise = env_config.dart_noise > 0, None
+            if dart:  # robots only: a human's tracked wrist is its real motion
+                robot = dynamics.emb(s, dynamics.tb.EMB_IS_HUMAN) == 0
+                noise = jnp.where(robot, env_config.dart_noise, env_config.expert_noise)
+            command = experts.expert_action(s, key, env_config, noise_scale=noise)
             action = recorded_action(s, command, jax.random.fold_in(tracking_key, t), env_config)
-            if env_config.dart_noise > 0:
-                intended = experts.expert_action(s, key, dataclasses.replace(env_config, expert_noise=0.0))
+            if dart:
+                intended = experts.expert_action(s, key, env_config, noise_scale=0.0)
                 action = jnp.where(robot, intended, action)
             s_next = dynamics.step(s, command, env_config)
             out = dict(state=s, command=command, action=action, phase=tasks.phase(s),

@@ -105,15 +105,17 @@ def to_action(state: State, displacement, close):
     return jnp.concatenate([xy, grip[None]]).astype(jnp.float32)
 
 
-def expert_action(state: State, key, env_config: EnvConfig = EnvConfig()):
-    """The noisy scripted expert's action, f32[ACTION_PAD], in the embodiment's action space."""
-    goal, close, noise_scale = plan(state)
+def expert_action(state: State, key, env_config: EnvConfig = EnvConfig(), noise_scale=None):
+    """The noisy scripted expert's action, f32[ACTION_PAD], in the embodiment's action space.
+    `noise_scale` (a float or traced scalar) replaces env_config.expert_noise (DART's robots)."""
+    expert_noise = env_config.expert_noise if noise_scale is None else noise_scale
+    goal, close, plan_noise = plan(state)
     gp = dyn.grasp_point(state)
     max_speed = dyn.emb(state, tb.EMB_MAX_SPEED)
     d = goal - gp
     dist = jnp.linalg.norm(d)
     d = d * jnp.minimum(1.0, 0.95 * max_speed / (dist + 1e-9))
-    noise = jax.random.normal(key, (2,)) * NOISE * noise_scale * env_config.expert_noise * jnp.minimum(dist, max_speed)
+    noise = jax.random.normal(key, (2,)) * NOISE * plan_noise * expert_noise * jnp.minimum(dist, max_speed)
     # Delta actions stay inside [-1, 1]: the noisy step is clipped to the embodiment's speed.
     d = d + noise
     d = d * jnp.minimum(1.0, max_speed / (jnp.linalg.norm(d) + 1e-9))
