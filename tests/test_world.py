@@ -188,6 +188,8 @@ def test_text_helpers_and_config_errors():
     assert EnvConfig.from_config({"resolution": 32, "horizon": 50}).image_size == 32
     with pytest.raises(ValueError, match="start_anywhere"):
         EnvConfig(start_anywhere=1.5)
+    with pytest.raises(ValueError, match="wrist_half_extent"):
+        EnvConfig(wrist_half_extent=0.0)
 
 
 def test_start_anywhere_moves_robot_starts_only_and_is_off_at_evaluation():

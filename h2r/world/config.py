@@ -53,6 +53,8 @@ class EnvConfig:
             raise ValueError(f"EnvConfig.max_task_objects={self.max_task_objects}: expected 1..{MAX_MOVES}")
         if not 0 <= self.max_distractors <= NUM_OBJECTS - NUM_TASK_OBJECTS:
             raise ValueError(f"EnvConfig.max_distractors={self.max_distractors}: expected 0..3")
+        if not self.wrist_half_extent > 0.0:
+            raise ValueError(f"EnvConfig.wrist_half_extent={self.wrist_half_extent}: expected > 0 (table units)")
         if not 0.0 <= self.start_anywhere <= 1.0:
             raise ValueError(f"EnvConfig.start_anywhere={self.start_anywhere}: expected a probability in [0, 1]")
 
