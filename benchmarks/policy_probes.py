@@ -5,9 +5,10 @@ closed-loop  Drives the world with the policy (replanning every step) and, at ev
              the same state: direction cosine, speed and grip agreement, by phase and by distance
              to the expert's goal. A policy that localizes its target has cosine near 1 while far
              from it; one that does not drifts (cosine near 0) and closes its gripper anywhere.
-             Two summaries beside it: `far_reach` (reach phases > 0.4 from the object: where does
+             Three summaries beside it: `far_reach` (reach phases > 0.4 from the object: where does
              the policy head, toward its object, the other one, the fixture, or into the table's
-             edge?) and `carry` (carry phases, while holding: does it release where the expert does,
+             edge?), `near_reach` (reach phases within 0.4: is the gripper closed on nothing
+             there?) and `carry` (carry phases, while holding: does it release where the expert does,
              and is the object already inside its success region?).
 train-seeds  Generalization gap: success on N of the run's own *training* layouts (the planned
              episodes of the setting's role and robot: same scene, variant and world seed, so
@@ -90,7 +91,7 @@ def closed_loop(args) -> dict:
                                   cos_median=round(float(np.median(sel[:, 1])), 2), speed=round(sel[:, 2].mean(), 2),
                                   policy_closes=round(sel[:, 3].mean(), 2), expert_closes=round(sel[:, 4].mean(), 2)))
     return {"success": float(done.mean()), "episodes": args.episodes, "by_phase_and_distance": table,
-            "far_reach": _far_reach(extra), "carry": _carry(extra)}
+            "far_reach": _far_reach(extra), "near_reach": _near_reach(extra), "carry": _carry(extra)}
 
 
 def train_seeds(args) -> dict:
@@ -144,6 +145,15 @@ def _far_reach(extra: list[dict]) -> dict:
     far = [r for r in extra if r["phase"] % 2 == 0 and r["object_distance"] > 0.4]
     groups = {"gripper open": [r for r in far if not r["closed"]],
               "gripper closed, empty": [r for r in far if r["closed"] and not r["holding"]]}
+    return {name: _summary(rows) for name, rows in groups.items() if rows}
+
+
+def _near_reach(extra: list[dict]) -> dict:
+    """Reach phases within 0.4 of the object (where the policy hovers), by the gripper's state:
+    hovering with a closed, empty gripper is a premature close the data never shows a way out of."""
+    near = [r for r in extra if r["phase"] % 2 == 0 and r["object_distance"] <= 0.4]
+    groups = {"gripper open": [r for r in near if not r["closed"]],
+              "gripper closed, empty": [r for r in near if r["closed"] and not r["holding"]]}
     return {name: _summary(rows) for name, rows in groups.items() if rows}
 
 

@@ -1,10 +1,19 @@
 """Shared pytest setup: 8 forced CPU devices so sharding tests run anywhere."""
 import os
+import shutil
+import tempfile
 
 # Must be set before jax is imported anywhere in the test process.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One persistent compilation cache for the whole run, both xdist workers and every subprocess
+# (h2r train/eval, study cells): the suite compiles the same tiny programs dozens of times, and
+# compilation is most of a 2-step training cell (a micro `h2r train`: 44 s cold, 18 s warm).
+# A cached executable is the same program, so results are unchanged. The xdist workers inherit
+# the controller's environment, so they share its directory; the controller removes it at the end.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), f"h2r-tests-jax-cache-{os.getpid()}"))
 
 
 # --- data generation fixtures (owner: h2r/data/generate.py) -----------------------------------
@@ -47,3 +56,9 @@ def pytest_collection_modifyitems(items):
         name = os.path.basename(str(item.path))
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
     items.sort(key=rank)  # stable: the order inside a file is unchanged
+
+
+def pytest_sessionfinish(session):
+    # The controller (not an xdist worker) removes the run's compilation cache, if it made it.
+    if not hasattr(session.config, "workerinput") and "h2r-tests-jax-cache-" in os.environ["JAX_COMPILATION_CACHE_DIR"]:
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)

@@ -21,9 +21,11 @@ from h2r.world.state import reset
 FAMILIES = ("eggs_in_carton", "sort_eggs_by_color", "bussing", "tidy")
 
 
+_reset_batch = jax.jit(jax.vmap(lambda spec: reset(spec, TINY)))   # one compilation, not op by op
+
+
 def _resets(family, n=24, embodiment="trident_arm"):
-    specs = make_specs("oak_kitchen", family, embodiment, list(range(100, 100 + n)))
-    return jax.vmap(lambda s: reset(s, TINY))(specs)
+    return _reset_batch(make_specs("oak_kitchen", family, embodiment, list(range(100, 100 + n))))
 
 
 def test_the_nearest_object_is_moved_first():

@@ -201,3 +201,16 @@ def test_gain_bootstrap_is_deterministic_covers_the_estimate_and_narrows_with_da
     assert hi_big - lo_big < (hi - lo) / 2
     gain_big, (lo_big, hi_big) = interval(512, 8)
     assert lo_big < 0.3 < hi_big  # the true gain, 0.7 - 0.4
+
+
+def test_cells_share_the_studys_compilation_cache_unless_one_is_named(tmp_path, monkeypatch):
+    from h2r.study.run import cell_env
+    config = load_study_config(MICRO, ['--config.executor.env=("XLA_FLAGS=--x=1",)'])
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    env = cell_env(str(tmp_path), config)
+    assert env == {"XLA_FLAGS": "--x=1", "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache")}
+    # The user's own cache (in the environment or in executor.env) wins.
+    named = load_study_config(MICRO, ['--config.executor.env=("JAX_COMPILATION_CACHE_DIR=/c",)'])
+    assert cell_env(str(tmp_path), named)["JAX_COMPILATION_CACHE_DIR"] == "/c"
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/mine")
+    assert "JAX_COMPILATION_CACHE_DIR" not in cell_env(str(tmp_path), config)  # inherited as it is

@@ -69,7 +69,7 @@ def run_study(workdir: str, config_path: str | None = None, overrides=(), *, exe
     print(f"[study] {config.name}: {len(cells)} cells in {study_dir} ({counts['done']} already complete)",
           file=sys.stderr)
     module = importlib.import_module(EXECUTORS[executor])
-    env = dict(item.split("=", 1) for item in config.executor.env)
+    env = cell_env(study_dir, config)
     if executor == "local":
         complete = module.run(study_dir, cells, jobs=jobs or config.executor.jobs, env=env)
     else:
@@ -82,6 +82,21 @@ def run_study(workdir: str, config_path: str | None = None, overrides=(), *, exe
         path = report_lib.write_report(study_dir)
         print(f"[study] report: {path}", file=sys.stderr)
     return 0 if complete else 1
+
+
+# Every cell compiles the same programs (one train step per preset, one rollout): a study-wide
+# persistent compilation cache compiles each once. The cache key holds the program, the backend
+# and the device kind, so mixed nodes and GPUs never share an executable.
+COMPILATION_CACHE = "jax_cache"
+
+
+def cell_env(study_dir: str, config: ml_collections.ConfigDict) -> dict[str, str]:
+    """Environment every cell gets on top of the executor's: `executor.env`, and the study's
+    compilation cache unless the caller (or executor.env) already names one."""
+    env = dict(item.split("=", 1) for item in config.executor.env)
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        env.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(study_dir, COMPILATION_CACHE))
+    return env
 
 
 def status(workdir: str) -> tuple[ml_collections.ConfigDict, list[dag.Cell], dict]:
