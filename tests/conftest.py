@@ -45,10 +45,10 @@ def micro_run(tmp_path_factory, micro_dataset):
 
 # --- order: the longest test files first ------------------------------------------------------
 # CI runs `pytest -n 2 --dist loadfile`: each file goes to one of two workers in collection order.
-# Starting the longest files first (by `--durations`, 2026-11-25) keeps one of them from running
+# Starting the longest files first (by `--durations`, 2026-12-06) keeps one of them from running
 # alone at the end while the other worker idles.
-LONGEST_FIRST = ("test_learning_closed_loop.py", "test_study_slurm.py", "test_study_e2e.py",
-                 "test_faults.py", "test_transforms.py")
+LONGEST_FIRST = ("test_learning_closed_loop.py", "test_study_e2e.py", "test_faults.py",
+                 "test_study_slurm.py", "test_transforms.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -113,6 +113,7 @@ def test_dart_records_the_intended_action_for_robots_only():
     n = min(len(robot["command"]), len(plain_robot["command"]))
     assert not np.allclose(robot["command"][:n], plain_robot["command"][:n])
     assert robot["success"]
+    assert not np.any((robot["command"][:, 2] > 0) != (robot["action"][:, 2] > 0))   # the grip is the expert's
     # The human is untouched: same motion, and it records that motion (plus tracking noise).
     # (to float rounding: the two programs fuse differently)
     np.testing.assert_allclose(human["command"], plain_human["command"], atol=1e-6)
@@ -120,6 +121,23 @@ def test_dart_records_the_intended_action_for_robots_only():
     noise = np.abs(human["action"] - human["command"][:, :2])
     assert noise.max() <= env.tracking_noise + 1e-6
     assert env.for_evaluation().dart_noise == 0.0
+
+
+def test_grip_fumbles_close_on_nothing_and_record_how_to_recover():
+    from h2r.world import episodes
+    specs = make_specs("oak_kitchen", "eggs_in_carton", "trident_arm", list(range(8)))
+    env = dataclasses.replace(TINY, dart_grip=0.2)
+    fumbles = 0
+    for ep in episodes.rollout_expert(specs, env, batch_size=8):
+        closed_command, closed_label = ep["command"][:, 2] > 0, ep["action"][:, 2] > 0   # trident: -1 open
+        for t in np.flatnonzero(closed_command & ~closed_label):
+            fumbles += 1
+            assert ep["phase"][t] % 2 == 0                      # only while reaching
+            assert ep["phase"][t + 1] == ep["phase"][t]         # closed on nothing: nothing grasped
+            assert ep["state"][t + 1, -1] > 0.5 and not closed_label[t + 1]   # closed, told to open
+        assert ep["success"]
+    assert fumbles >= 8   # (DART's motion noise alone never changes the grip: the test above)
+    assert env.for_evaluation().dart_grip == 0.0
 
 
 def test_subgoal_steps_point_just_past_each_subtask_segment():

@@ -63,8 +63,10 @@ def test_micro_study_on_slurm_executor(slurm_cluster, tmp_path):  # noqa: F811
 
 
 def test_micro_study_on_real_slurm_real_stack(slurm_cluster, micro_dataset, tmp_path):  # noqa: F811
+    # One level (pretrain -> two co-trainings -> two evals -> report): every stage runs as a SLURM
+    # job on the real stack; the whole micro grid on the real stack is tests/test_study_e2e.py's.
     study_dir = str(tmp_path / "S")
-    proc = _run_on_slurm(study_dir, real_stack_overrides(micro_dataset), timeout=600)
+    proc = _run_on_slurm(study_dir, [*real_stack_overrides(micro_dataset), '--config.levels=("1.0",)'], timeout=600)
     assert proc.returncode == 0, proc.stderr + "\n".join(
         open(os.path.join(dag.cell_dir(study_dir, c), "log.txt")).read()[-3000:]
         for c in os.listdir(os.path.join(study_dir, "cells")) if not dag.is_complete(study_dir, c))

@@ -190,6 +190,8 @@ def test_text_helpers_and_config_errors():
         EnvConfig(start_anywhere=1.5)
     with pytest.raises(ValueError, match="wrist_half_extent"):
         EnvConfig(wrist_half_extent=0.0)
+    with pytest.raises(ValueError, match="dart_grip=-0.1: expected a probability"):
+        EnvConfig(dart_grip=-0.1)
 
 
 

@@ -39,6 +39,11 @@ class EnvConfig:
     # labels teach a policy to imitate noise). The human keeps expert_noise: its tracked wrist
     # is its real motion. Data collection only (`for_evaluation` sets 0).
     dart_noise: float = 0.0
+    # DART for the grip, robots only, 0 = off: the per-step probability that a robot reaching with
+    # an open, empty gripper closes it on nothing (executed only where closing grasps nothing). The recorded label stays the expert's intended action, and
+    # the next step records how to recover (open, go on): states a policy that closes too early
+    # visits and no plain demonstration shows. Data collection only (`for_evaluation` sets 0).
+    dart_grip: float = 0.0
     # Data collection only (evaluation resets with 0, `for_evaluation`): the fraction of robot
     # episodes that start anywhere on the table instead of near the robot's base.
     start_anywhere: float = 0.0
@@ -55,12 +60,14 @@ class EnvConfig:
             raise ValueError(f"EnvConfig.max_distractors={self.max_distractors}: expected 0..3")
         if not self.wrist_half_extent > 0.0:
             raise ValueError(f"EnvConfig.wrist_half_extent={self.wrist_half_extent}: expected > 0 (table units)")
+        if not 0.0 <= self.dart_grip <= 1.0:
+            raise ValueError(f"EnvConfig.dart_grip={self.dart_grip}: expected a probability in [0, 1]")
         if not 0.0 <= self.start_anywhere <= 1.0:
             raise ValueError(f"EnvConfig.start_anywhere={self.start_anywhere}: expected a probability in [0, 1]")
 
     def for_evaluation(self) -> "EnvConfig":
         """The world a policy is evaluated in: data-collection options (start_anywhere, DART) off."""
-        return dataclasses.replace(self, start_anywhere=0.0, dart_noise=0.0)
+        return dataclasses.replace(self, start_anywhere=0.0, dart_noise=0.0, dart_grip=0.0)
 
     @classmethod
     def from_config(cls, config) -> "EnvConfig":

@@ -6,8 +6,8 @@ its first success, then draws only the kept steps (both views) in fixed-size jit
 
 The recorded action is the embodiment's action as a dataset would hold it: for robots exactly
 the action given to `step` (replaying it reproduces the states), or with
-`EnvConfig.dart_noise` > 0 the expert's noise-free action in that state (DART: the executed,
-noisier command stays in the episode's `command`); for the human the tracked
+`EnvConfig.dart_noise` or `dart_grip` > 0 the expert's noise-free action in that state (DART:
+the executed, noisier or fumbled command stays in the episode's `command`); for the human the tracked
 wrist motion in the head-camera frame plus uniform tracking noise in
 [-env_config.tracking_noise, +tracking_noise] per dim (action units), and no grip.
 """
@@ -27,6 +27,7 @@ from h2r.world.config import EnvConfig, EpisodeSpec, make_specs  # noqa: F401  (
 from h2r.world.state import State, reset
 
 EXPERT_STREAM, TRACKING_STREAM = 1, 2     # PRNG streams (folded with the episode seed)
+FUMBLE_STREAM = 3                         # folded into a step's expert key: DART's grip fumbles
 
 
 def _keys(stream: int, seed):
@@ -49,11 +50,14 @@ def _simulate(specs: EpisodeSpec, env_config: EnvConfig):
 
         def body(s, t):
             key = jax.random.fold_in(expert_key, t)
-            dart, noise = env_config.dart_noise > 0, None
+            dart, noise = env_config.dart_noise > 0 or env_config.dart_grip > 0, None
             if dart:  # robots only: a human's tracked wrist is its real motion
                 robot = dynamics.emb(s, dynamics.tb.EMB_IS_HUMAN) == 0
-                noise = jnp.where(robot, env_config.dart_noise, env_config.expert_noise)
+                if env_config.dart_noise > 0:
+                    noise = jnp.where(robot, env_config.dart_noise, env_config.expert_noise)
             command = experts.expert_action(s, key, env_config, noise_scale=noise)
+            if env_config.dart_grip > 0:  # its own stream: the motion noise above is unchanged
+                command = experts.fumble_grip(s, command, jax.random.fold_in(key, FUMBLE_STREAM), env_config)
             action = recorded_action(s, command, jax.random.fold_in(tracking_key, t), env_config)
             if dart:
                 intended = experts.expert_action(s, key, env_config, noise_scale=0.0)

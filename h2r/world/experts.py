@@ -121,3 +121,19 @@ def expert_action(state: State, key, env_config: EnvConfig = EnvConfig(), noise_
     d = d * jnp.minimum(1.0, max_speed / (jnp.linalg.norm(d) + 1e-9))
     # The wrist moves the human's grasp point only approximately (the hand turns as it moves).
     return to_action(state, d, close)
+
+
+def fumble_grip(state: State, command, key, env_config: EnvConfig):
+    """DART for the grip (`EnvConfig.dart_grip`): with that probability per step a robot reaching
+    with an open, empty gripper has its executed command close the gripper, but only where the
+    close grasps nothing (checked by taking the step). Session 5's fumble, allowed anywhere,
+    sometimes grasped the egg while the label said "open" and taught the policy not to close at
+    the egg (BUILD_NOTES, e9)."""
+    human = dyn.emb(state, tb.EMB_IS_HUMAN) > 0
+    k = jnp.minimum(tasks.current_move(state), MAX_MOVES - 1)
+    reach = (tasks.phase(state) % 2 == 0) & ~state.move_push[k] & ~tasks.success(state)
+    empty_open = (state.grip < 0.5) & (state.held < 0)
+    fumbled = command.at[2].set(dyn.emb(state, tb.EMB_GRIP_VALUES)[1])   # robots: the grip is action[2]
+    grasps = dyn.step(state, fumbled, env_config).held >= 0
+    fumble = ~human & reach & empty_open & ~grasps & (jax.random.uniform(key) < env_config.dart_grip)
+    return jnp.where(fumble, fumbled, command)
