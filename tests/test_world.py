@@ -194,7 +194,6 @@ def test_text_helpers_and_config_errors():
         EnvConfig(dart_grip=-0.1)
 
 
-
 def test_wrist_half_extent_widens_the_wrist_view_and_nothing_else():
     # The policy hovers 0.1-0.2 from its target, where the default wrist view (half width 0.17)
     # shows little of it; 0.3 was measured against it (BUILD_NOTES.md, "Learning", session 11).
@@ -214,6 +213,7 @@ def test_wrist_half_extent_widens_the_wrist_view_and_nothing_else():
     np.testing.assert_array_equal(np.asarray(narrow_obs["image"]), np.asarray(wide_obs["image"]))
     assert all(not np.array_equal(n, w) for n, w in zip(np.asarray(narrow_obs["wrist_image"]),
                                                          np.asarray(wide_obs["wrist_image"])))
+
 
 def test_start_anywhere_moves_robot_starts_only_and_is_off_at_evaluation():
     specs = specs_from_combos([("oak_kitchen", "sort_eggs_by_color", e, 0, 300 + i)

@@ -40,9 +40,10 @@ class EnvConfig:
     # is its real motion. Data collection only (`for_evaluation` sets 0).
     dart_noise: float = 0.0
     # DART for the grip, robots only, 0 = off: the per-step probability that a robot reaching with
-    # an open, empty gripper closes it on nothing (executed only where closing grasps nothing). The recorded label stays the expert's intended action, and
-    # the next step records how to recover (open, go on): states a policy that closes too early
-    # visits and no plain demonstration shows. Data collection only (`for_evaluation` sets 0).
+    # an open, empty gripper closes it on nothing (executed only where closing grasps nothing).
+    # The recorded label stays the expert's intended action, and the next step records how to
+    # recover (open, go on): states a policy that closes too early visits and no plain
+    # demonstration shows. Measured harmful (BUILD_NOTES, session 12, g1). Data collection only.
     dart_grip: float = 0.0
     # Data collection only (evaluation resets with 0, `for_evaluation`): the fraction of robot
     # episodes that start anywhere on the table instead of near the robot's base.
