@@ -37,6 +37,7 @@ def training_config(args):
     config.data.human = True
     config.data.target = args.target
     config.train.batch_size = args.batch_size
+    config.data.norm = "quantile"  # the same normalization as the tf.data side below
     config.data.frame_cache = True  # a key beyond the trainer's contract (h2r/data/config.py PIPELINE_DEFAULTS)
     return config
 

@@ -35,7 +35,9 @@ DEFAULTS = dict(
     use_wrist=True,
     worker_count=0,            # grain worker processes (0 = read in the training process)
     seed=0,
-    norm="quantile",           # quantile | mean_std
+    # mean_std: quantile (q01 -> -1, q99 -> +1, clipped) cut the table's edges out of absolute
+    # actions and joint angles out of proprio; mean/std measured better (BUILD_NOTES, session 12-13).
+    norm="mean_std",           # mean_std | quantile
     augment=False,             # random crop + brightness/contrast (h2r/data/augment.py)
     subset_seed=0,             # permutation behind the nested diversity subsets (fixed across levels)
     mixture="",                # kind=mixture: "name:weight,name:weight"
