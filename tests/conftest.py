@@ -14,6 +14,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # the controller's environment, so they share its directory; the controller removes it at the end.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(tempfile.gettempdir(), f"h2r-tests-jax-cache-{os.getpid()}"))
+# Cache every program, however quick to compile (the defaults skip those under 1 s).
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
 # --- data generation fixtures (owner: h2r/data/generate.py) -----------------------------------

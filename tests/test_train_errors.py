@@ -24,12 +24,6 @@ def tiny_config(**train):
     return config
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compile_cache(tmp_path_factory):
-    with tu.persistent_compile_cache(str(tmp_path_factory.mktemp("jax_cache"))):
-        yield
-
-
 SHORT = dict(steps=2, checkpoint_every=2, warmup_steps=1)  # one compiled program for most tests
 
 

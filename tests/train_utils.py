@@ -38,18 +38,16 @@ SYNTHETIC = ["--config.data.kind=synthetic", "--config.train.batch_size=16",
              "--config.model.depth=1", "--config.model.expert_depth=1"]
 
 
-def env(devices: int, cache_dir: str | None) -> dict:
-    e = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-             JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
-    if cache_dir:  # identical programs compile once across the test's processes
-        e.update(JAX_COMPILATION_CACHE_DIR=cache_dir, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
-    return e
+def env(devices: int) -> dict:
+    """A subprocess's environment: `devices` forced CPU devices; the rest (the run-wide
+    compilation cache of conftest.py among it) inherited."""
+    return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+                JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
 
 
-def start_train(workdir, *overrides, devices: int = 2, cache_dir=None, extra_args=()) -> subprocess.Popen:
+def start_train(workdir, *overrides, devices: int = 2, extra_args=()) -> subprocess.Popen:
     cmd = [H2R, "train", "--config", TINY, "--workdir", str(workdir), *extra_args, *SYNTHETIC, *overrides]
-    return subprocess.Popen(cmd, env=env(devices, cache_dir), stdout=subprocess.PIPE,
+    return subprocess.Popen(cmd, env=env(devices), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=ROOT)
 
 
@@ -106,24 +104,3 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def persistent_compile_cache(path: str):
-    """Context: this process's jit compilations are cached in `path` (identical programs across
-    runs of the tests compile once). Restores the previous setting afterwards."""
-    import contextlib
-
-    import jax
-    from jax._src import compilation_cache  # reset: the cache directory is read once per process
-
-    @contextlib.contextmanager
-    def ctx():
-        previous = jax.config.jax_compilation_cache_dir
-        jax.config.update("jax_compilation_cache_dir", path)
-        compilation_cache.reset_cache()
-        try:
-            yield path
-        finally:
-            jax.config.update("jax_compilation_cache_dir", previous)
-            compilation_cache.reset_cache()
-    return ctx()
