@@ -9,10 +9,11 @@ data is the learning benchmark's (160 target-robot demonstrations per combinatio
 sort_eggs setting is generated): with the tiny data's 40 the co-trained policies memorize and fail.
 The robot-only cells are also evaluated on their own co-training task (in distribution), which the
 report shows first: a gain from human data means something only on top of a baseline that
-works. At 1500 co-training steps the policies are still far from the learning benchmark's
-(benchmarks/RESULTS.md, "Learning"; 8000 steps there): robot-only 1/32 (level 0) and 6/32
-(1.0+other) on their own task, 14 min 12 s on 2 cores (2026-12-06), of which pretraining and the
-four co-trainings, two at a time, take ~13 min: more steps do not fit.
+works. 800 pretraining and 1300 co-training steps at lr 3e-3 (the preset's 1e-3 learns too slowly on
+schedules this short: BUILD_NOTES.md, "Learning", session 13): robot-only 3/32 (level 0) and 4/32
+(1.0+other) on their own task, 12 min 22 s from a clean clone on 2 cores, install included
+(2026-12-06). The policies are far from the learning benchmark's (0.61-0.63 on sort_eggs after 6000
+steps, benchmarks/RESULTS.md "Learning"): four such co-trainings do not fit 15 minutes.
 """
 from h2r.study.grid import base_config
 
