@@ -33,7 +33,7 @@ def _is_human(batch):
 
 
 def test_cotrain_batch_layout_masks_and_ranges(world):
-    config = oxe_fixtures.pipeline_config(world)
+    config = oxe_fixtures.pipeline_config(world, norm="quantile")  # the mode with a known range
     batch = next(pipeline.make_iterator(config, 0, 1))
     expected = {
         "image": ((B, 16, 16, 3), np.uint8), "wrist_image": ((B, 16, 16, 3), np.uint8),
@@ -286,7 +286,7 @@ def test_micro_dataset_from_the_world(request):
     human = catalogue.index_of("embodiment", "human")
     is_human = batch["embodiment_id"] == human
     assert is_human.any() and (~is_human).any()
-    assert batch["image"].shape == (B, 32, 32, 3) and np.abs(batch["actions"]).max() <= 1
+    assert batch["image"].shape == (B, 32, 32, 3) and np.isfinite(batch["actions"]).all()
     assert not batch["state_mask"][is_human].any()
 
 

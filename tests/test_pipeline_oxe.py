@@ -52,7 +52,7 @@ def test_fractal_standardization(oxe):
 
 def test_oxe_mixture_batch(oxe):
     config = oxe_fixtures.pipeline_config(oxe, kind="mixture", mixture="bridge:3,fractal20220817_data:1",
-                                          human=False)
+                                          human=False, norm="quantile")  # quantile: actions in [-1, 1]
     batches = [b for b, _ in zip(pipeline.make_iterator(config, 0, 1), range(4))]
     batch = batches[0]
     assert batch["image"].shape == (8, 16, 16, 3)  # 12x16 and 12x15 resized to model.image_size
