@@ -10,8 +10,8 @@ sort_eggs setting is generated): with the tiny data's 40 the co-trained policies
 The robot-only cells are also evaluated on their own co-training task (in distribution), which the
 report shows first: a gain from human data means something only on top of a baseline that
 works. 800 pretraining and 1300 co-training steps at lr 3e-3 (chosen here in session 13, where the
-preset's 1e-3 learned too slowly on schedules this short; the preset's default since session 14): robot-only 3/32 (level 0) and 4/32
-(1.0+other) on their own task, 12 min 22 s from a clean clone on 2 cores, install included
+preset's 1e-3 learned too slowly on schedules this short; the preset's default since session 14):
+robot-only 3/32 (level 0) and 4/32 (1.0+other) on their own task, 12 min 22 s from a clean clone on 2 cores, install included
 (2026-12-06). The policies are far from the learning benchmark's (0.61-0.70 on sort_eggs after 6000
 steps, benchmarks/RESULTS.md "Learning"): four such co-trainings do not fit 15 minutes.
 """
@@ -27,8 +27,8 @@ def get_config():
     config.train.pretrain_steps = 800
     config.train.cotrain_steps = 1300
     # lr 3e-3 on these short schedules: sort_eggs:target-robot after 1500 steps 28/128 against 8/128
-    # at 1e-3 (BUILD_NOTES.md, "Learning", session 13). The preset has it too since session 14; kept
-    # here so the study says what it trains with.
+    # at 1e-3 (BUILD_NOTES.md, "Learning", session 13). The preset has it too since session 14 (chosen
+    # on 6000-step schedules); pinned here because these short schedules are what it was chosen for.
     config.train.overrides = ("train.checkpoint_every=500", "train.warmup_steps=100", "train.lr=3e-3")
     config.levels = ("0", "1.0+other")
     config.seeds = (0,)
