@@ -317,3 +317,19 @@ def test_every_world_option_is_a_config_key_and_unknown_ones_are_refused():
     assert EnvConfig.from_config(config) == EnvConfig(image_size=64, horizon=96, max_task_objects=2)
     with pytest.raises(KeyError, match="colour"):
         generation_config(env=dict(colour=1))
+    # None (each embodiment's own wrist view) is still settable from the command line.
+    assert EnvConfig.from_config(load_config(MICRO)).wrist_half_extent is None
+    overridden = load_config(MICRO, ["--config.env.wrist_half_extent=0.3"])
+    assert EnvConfig.from_config(overridden).wrist_half_extent == 0.3
+
+
+def test_out_as_a_link_writes_where_it_points(tmp_path):
+    # A link to a directory that does not exist yet (a benchmark's data/ link made before its data).
+    out, target = tmp_path / "run" / "data", tmp_path / "shared" / "data"
+    out.parent.mkdir()
+    out.symlink_to(target)
+    generate_lib.generate(_small_config(seed=1), out)
+    assert out.is_symlink() and (target / "generation.json").exists()
+    assert sorted(os.listdir(tmp_path / "run")) == ["data"] and sorted(os.listdir(target.parent)) == ["data"]
+    generate_lib.generate(_small_config(seed=2), out, overwrite=True)   # replaced behind the link
+    assert out.is_symlink() and json.loads((out / "generation.json").read_text())["config"]["seed"] == 2

@@ -33,6 +33,8 @@ def staging(out: str | os.PathLike, *, overwrite: bool,
     unrelated files.
     """
     out = Path(out).absolute()
+    if out.is_symlink():   # write where the link points (the staged dir cannot replace a link)
+        out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     with files.output_lock(str(out), f"data directory {out}"):
         _check_target(out, overwrite=overwrite, is_ours=is_ours)

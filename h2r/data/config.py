@@ -110,8 +110,11 @@ def generation_config(**overrides) -> ml_collections.ConfigDict:
     if unknown:
         raise KeyError(f"generation_config: unknown keys {unknown}")
     config.update(overrides)
+    # A None default (wrist_half_extent: each embodiment's own) is a float placeholder, so that the
+    # command line can still set it (ml_collections refuses to override a plain None).
     world = {f.name: getattr(EnvConfig(), f.name) for f in dataclasses.fields(EnvConfig)
              if f.name not in ("image_size", "horizon")}
+    world = {k: ml_collections.config_dict.placeholder(float) if v is None else v for k, v in world.items()}
     unknown = sorted(set(env or {}) - set(world))
     if unknown:
         raise KeyError(f"generation_config: unknown world options env={unknown}; expected some of {sorted(world)}")

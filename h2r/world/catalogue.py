@@ -269,7 +269,9 @@ class Embodiment:
     action_space: delta_base_frame (displacement in the robot's rotated base frame, times
     action_scale), absolute (target in the base frame, in units of `reach`), or
     delta_camera_frame (the human's tracked wrist motion in the moving head-camera frame).
-    max_speed (table units per control step) models the control rate.
+    max_speed (table units per control step) models the control rate. wrist_view is the half
+    width (table units) of the table patch the wrist camera shows: a camera choice per robot, as
+    real arms carry different wrist cameras (measured per setting: BUILD_NOTES.md, "Learning").
     """
     name: str
     is_human: bool
@@ -286,6 +288,7 @@ class Embodiment:
     grip_closed: float
     action_names: tuple[str, ...]
     state_names: tuple[str, ...]
+    wrist_view: float = 0.17
 
     @property
     def action_dim(self) -> int:
@@ -309,7 +312,8 @@ EMBODIMENTS: tuple[Embodiment, ...] = (
     Embodiment("jaw_arm", False, (0.5, -0.10), 1.5708, (0.62, 0.58), 1, ("#333333", "#f07c1a", "#f2f2f2"),
                "parallel", "delta_base_frame", 0.10, 0.10, 0.0, 1.0, ("dx", "dy", "grip"), _XY_BASE + ("grip",)),
     Embodiment("trident_arm", False, (-0.10, 0.5), 0.0, (0.64, 0.62), -1, ("#2b3a55", "#3c6fd1", "#9fb4d8"),
-               "three_finger", "delta_base_frame", 0.09, 0.09, -1.0, 1.0, ("dx", "dy", "grip"), _JOINTS + ("grip",)),
+               "three_finger", "delta_base_frame", 0.09, 0.09, -1.0, 1.0, ("dx", "dy", "grip"), _JOINTS + ("grip",),
+               wrist_view=0.3),
     Embodiment("suction_arm", False, (0.5, 1.10), -1.5708, (0.66, 0.6), 1, ("#444444", "#d9d9d9", "#6abf69"),
                "suction", "absolute", 1.25, 0.09, 0.0, 1.0, ("x", "y", "suction"), _SINCOS + ("grip",)),
     Embodiment("hook_arm", False, (1.10, 0.5), 3.1416, (0.63, 0.62), 1, ("#5a2d0c", "#c0392b", "#e6b0aa"),
@@ -432,7 +436,7 @@ def catalogue_dict() -> dict:
                          "action_space": e.action_space, "action_dim": e.action_dim,
                          "action_names": list(e.action_names), "state_dim": e.state_dim,
                          "state_names": list(e.state_names), "grip_dim": e.grip_dim,
-                         "max_speed": e.max_speed} for e in EMBODIMENTS],
+                         "max_speed": e.max_speed, "wrist_view": e.wrist_view} for e in EMBODIMENTS],
         "settings": [{"name": s.name, "kind": s.kind, "target_embodiment": s.target_embodiment,
                       "description": s.description, **{role: combos(s.combinations(role)) for role in ROLES}}
                      for s in SETTINGS],
@@ -456,9 +460,9 @@ def catalogue_text() -> str:
                 for s in SCENES]),
         _table("task families", ("name", "moves", "variants", "example instruction"),
                [(t.name, t.max_moves, t.num_variants, t.instructions[0]) for t in TASK_FAMILIES]),
-        _table("embodiments", ("name", "gripper", "action space", "action", "state"),
-               [(e.name, e.gripper, e.action_space, ",".join(e.action_names), ",".join(e.state_names) or "-")
-                for e in EMBODIMENTS]),
+        _table("embodiments", ("name", "gripper", "action space", "action", "state", "wrist view"),
+               [(e.name, e.gripper, e.action_space, ",".join(e.action_names), ",".join(e.state_names) or "-",
+                 e.wrist_view) for e in EMBODIMENTS]),
         _table("settings", ("name", "kind", "target robot", "robot/human/eval combos", "description"),
                [(s.name, s.kind, s.target_embodiment,
                  "/".join(str(len(s.combinations(r))) for r in ROLES), s.description) for s in SETTINGS]),

@@ -50,7 +50,9 @@ class EnvConfig:
     start_anywhere: float = 0.0
     tracking_noise: float = 0.05    # human action: uniform noise in [-b, b] per dim (action units)
     ego_motion: float = 1.0         # scale of the human head camera's per-step jitter
-    wrist_half_extent: float = 0.17  # half width of the wrist view (table units)
+    # Half width of the wrist view (table units) for every embodiment; None: each embodiment's own
+    # (`Embodiment.wrist_view` in the catalogue). A float is for experiments on the view itself.
+    wrist_half_extent: float | None = None
 
     def __post_init__(self):
         if self.image_size < 16:
@@ -59,7 +61,7 @@ class EnvConfig:
             raise ValueError(f"EnvConfig.max_task_objects={self.max_task_objects}: expected 1..{MAX_MOVES}")
         if not 0 <= self.max_distractors <= NUM_OBJECTS - NUM_TASK_OBJECTS:
             raise ValueError(f"EnvConfig.max_distractors={self.max_distractors}: expected 0..3")
-        if not self.wrist_half_extent > 0.0:
+        if self.wrist_half_extent is not None and not self.wrist_half_extent > 0.0:
             raise ValueError(f"EnvConfig.wrist_half_extent={self.wrist_half_extent}: expected > 0 (table units)")
         if not 0.0 <= self.dart_grip <= 1.0:
             raise ValueError(f"EnvConfig.dart_grip={self.dart_grip}: expected a probability in [0, 1]")

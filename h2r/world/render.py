@@ -308,7 +308,9 @@ def head_camera(s: State):
 def wrist_camera(s: State, env_config: EnvConfig):
     d = dyn.tool_direction(s)
     center = dyn.grasp_point(s) + 0.03 * d
-    return center, jnp.float32(env_config.wrist_half_extent), jnp.arctan2(d[1], d[0]) - jnp.pi / 2
+    half = (dyn.emb(s, tb.EMB_WRIST_VIEW) if env_config.wrist_half_extent is None
+            else jnp.float32(env_config.wrist_half_extent))
+    return center, half, jnp.arctan2(d[1], d[0]) - jnp.pi / 2
 
 
 def render_view(s: State, camera, size: int, parts: Parts | None = None):

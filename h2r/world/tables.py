@@ -84,6 +84,7 @@ EMB_GRIPPER = np.array([GRIPPERS.index(e.gripper) for e in cat.EMBODIMENTS], np.
 EMB_ACTION_MODE = np.array([ACTION_MODES.index(e.action_space) for e in cat.EMBODIMENTS], np.int32)
 EMB_ACTION_SCALE = np.array([e.action_scale for e in cat.EMBODIMENTS], np.float32)
 EMB_MAX_SPEED = np.array([e.max_speed for e in cat.EMBODIMENTS], np.float32)
+EMB_WRIST_VIEW = np.array([e.wrist_view for e in cat.EMBODIMENTS], np.float32)
 EMB_GRIP_VALUES = np.array([(e.grip_open, e.grip_closed) for e in cat.EMBODIMENTS], np.float32)
 EMB_ACTION_DIM = np.array([e.action_dim for e in cat.EMBODIMENTS], np.int32)
 EMB_STATE_DIM = np.array([e.state_dim for e in cat.EMBODIMENTS], np.int32)
