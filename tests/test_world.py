@@ -10,7 +10,7 @@ import pytest
 
 from h2r.world import catalogue as cat
 from h2r.world import env, episodes
-from h2r.world.config import ACTION_PAD, STATE_PAD, TINY, EnvConfig, make_specs, specs_from_combos
+from h2r.world.config import ACTION_PAD, NUM_TASK_OBJECTS, STATE_PAD, TINY, EnvConfig, make_specs, specs_from_combos
 
 CFG = dataclasses.replace(TINY, horizon=40)
 # Jitted once for the whole file (compiling is most of these tests' time).
@@ -241,3 +241,25 @@ def test_start_anywhere_moves_robot_starts_only_and_is_off_at_evaluation():
     np.testing.assert_array_equal(np.asarray(base.fix_pos), np.asarray(anywhere.fix_pos))
     np.testing.assert_array_equal(np.asarray(base.skin), np.asarray(anywhere.skin))
     assert spread.for_evaluation() == CFG
+
+
+def test_no_distractor_is_of_a_kind_the_instruction_names():
+    """A category instruction ("tidy the items", "bus the dishes") means every object of the kind:
+    no distractor may be one (a tidy table once held a spoon to put away and a spoon to leave).
+    Families whose instruction names its object keep distractors of the same kind but never the
+    episode's own object type."""
+    scenes = [s.name for s in cat.SCENES if not s.heldout]
+    n = 96
+    for family in ("tidy", "bussing", "eggs_in_carton", "pick_place"):
+        specs = make_specs([scenes[i % len(scenes)] for i in range(n)], family, "jaw_arm", np.arange(n) + 7)
+        s = RESET(specs, dataclasses.replace(CFG, max_task_objects=3, max_distractors=3))
+        types, active = np.asarray(s.obj_type), np.asarray(s.obj_active)
+        names = np.asarray(cat.OBJECT_NAMES)
+        task = [set(names[t[:NUM_TASK_OBJECTS][a[:NUM_TASK_OBJECTS]]]) for t, a in zip(types, active)]
+        distractors = [set(names[t[NUM_TASK_OBJECTS:][a[NUM_TASK_OBJECTS:]]]) for t, a in zip(types, active)]
+        assert sum(map(len, distractors)) > n / 2, family          # the scenes do place distractors
+        category = set(cat.task_family(family).category)
+        for i in range(n):
+            assert not distractors[i] & category, (family, i, distractors[i])
+            assert not distractors[i] & task[i], (family, i, distractors[i], task[i])
+    assert set(cat.task_family("tidy").category) == set(cat.TIDY_ITEMS)

@@ -99,6 +99,7 @@ HELDOUT_OBJECT_TYPES = tuple(t.name for t in OBJECT_TYPES if t.heldout)
 DISHES = ("cup", "plate", "bowl")
 NEW_DISHES = ("mug", "teapot", "glass")
 DISTRACTOR_TYPES = ("apple", "can", "spoon", "block", "jar")
+TIDY_ITEMS = ("spoon", "block", "cup", "can", "apple")
 
 
 # --------------------------------------------------------------------------------- fixtures
@@ -234,6 +235,11 @@ class TaskFamily:
     max_moves: int                 # objects moved at most (fewer under a small env config)
     num_variants: int = 1          # object variants (bussing: 0 known dishes, 1 new dish types)
     push: bool = False
+    # Object types the instruction names only as a kind ("the items", "the dishes", "the eggs"):
+    # every such object on the table belongs to the task, so no distractor is of these types.
+    # Without it a tidy table held a spoon to put away and a spoon to leave, and nothing the
+    # policy sees (its subtask text is its own prediction) says which (BUILD_NOTES, session 15).
+    category: tuple[str, ...] = ()
 
 
 TASK_FAMILIES: tuple[TaskFamily, ...] = (
@@ -242,17 +248,19 @@ TASK_FAMILIES: tuple[TaskFamily, ...] = (
                "pick up the {obj}", "place it in {dest}", "the object lies inside the container", 1),
     TaskFamily("eggs_in_carton", ("put the eggs in the carton", "place the eggs into the egg carton",
                                   "pack the eggs in the carton"),
-               "pick up the {obj}", "place it in {dest}", "every egg lies inside the carton", 3),
+               "pick up the {obj}", "place it in {dest}", "every egg lies inside the carton", 3, category=("egg",)),
     TaskFamily("sort_eggs_by_color", ("sort the eggs by color: white on the left, brown on the right",
                                       "put the white eggs in the left side and the brown eggs in the right side"),
                "pick up the {obj}", "place it in {dest}",
-               "white eggs in the carton's left half, brown eggs in its right half", 4),
+               "white eggs in the carton's left half, brown eggs in its right half", 4, category=("egg",)),
     TaskFamily("bussing", ("put the dishes in the bin", "clear the dishes into the bin", "bus the table"),
-               "pick up the {obj}", "place it in {dest}", "every dish lies inside the bin", 3, num_variants=2),
+               "pick up the {obj}", "place it in {dest}", "every dish lies inside the bin", 3, num_variants=2,
+               category=DISHES + NEW_DISHES),
     TaskFamily("jar_to_stove", ("bring the {obj} to the stove", "put the {obj} on the stove"),
                "pick up the {obj}", "place it on {dest}", "the jar stands on the named burner", 1),
     TaskFamily("tidy", ("tidy the items into {fixture}", "put the items away in {fixture}", "clean up the table"),
-               "pick up the {obj}", "put it in {dest}", "every item lies inside the drawer/shelf", 3),
+               "pick up the {obj}", "put it in {dest}", "every item lies inside the drawer/shelf", 3,
+               category=TIDY_ITEMS),
     TaskFamily("stack", ("stack the {obj} on {dest}", "put the {obj} on top of {dest}"),
                "pick up the {obj}", "place it on {dest}", "the block rests on the other block", 1),
     TaskFamily("push_to_zone", ("push the {obj} into {dest}", "slide the {obj} to {dest}"),
@@ -431,7 +439,7 @@ def catalogue_dict() -> dict:
                    for s in SCENES],
         "task_families": [{"name": t.name, "instructions": list(t.instructions), "subtasks": [t.pick, t.place],
                            "success": t.success, "max_moves": t.max_moves, "num_variants": t.num_variants,
-                           "heldout": t.name in HELDOUT_TASK_FAMILIES} for t in TASK_FAMILIES],
+                           "category": list(t.category), "heldout": t.name in HELDOUT_TASK_FAMILIES} for t in TASK_FAMILIES],
         "embodiments": [{"name": e.name, "is_human": e.is_human, "gripper": e.gripper,
                          "action_space": e.action_space, "action_dim": e.action_dim,
                          "action_names": list(e.action_names), "state_dim": e.state_dim,
@@ -458,8 +466,9 @@ def catalogue_text() -> str:
         _table("scenes", ("name", "texture", "table", "distractors", "held-out"),
                [(s.name, s.texture, s.table, "%d-%d" % s.distractors, "yes" if s.heldout else "")
                 for s in SCENES]),
-        _table("task families", ("name", "moves", "variants", "example instruction"),
-               [(t.name, t.max_moves, t.num_variants, t.instructions[0]) for t in TASK_FAMILIES]),
+        _table("task families", ("name", "moves", "variants", "moves every", "example instruction"),
+               [(t.name, t.max_moves, t.num_variants, ",".join(t.category) or "-", t.instructions[0])
+                for t in TASK_FAMILIES]),
         _table("embodiments", ("name", "gripper", "action space", "action", "state", "wrist view"),
                [(e.name, e.gripper, e.action_space, ",".join(e.action_names), ",".join(e.state_names) or "-",
                  e.wrist_view) for e in EMBODIMENTS]),

@@ -212,7 +212,7 @@ def _jar_to_stove(draws, variant, cap):
 def _tidy(draws, variant, cap):
     n = min(3, cap)
     d = _task(n, n)
-    types = _distinct(draws, ("spoon", "block", "cup", "can", "apple"), 3)
+    types = _distinct(draws, cat.TIDY_ITEMS, 3)
     d["obj_type"] = d["obj_type"].at[:3].set(types)
     d["obj_color"] = d["obj_color"].at[:3].set(jnp.stack([_color(draws, types[i]) for i in range(3)]))
     fix = jnp.where(draws.uniform() < 0.5, tb.FIX_ID["drawer"], tb.FIX_ID["shelf"]).astype(jnp.int32)
@@ -282,11 +282,14 @@ def _place_objects(draws, fix_pos, fix_type, fix_active, prefer_inner):
     return cand[jnp.argsort(score)[:NUM_OBJECTS]]
 
 
-def _distractors(draws, scene, task_types, task_active, env_config: EnvConfig):
+def _distractors(draws, scene, task_family, task_types, task_active, env_config: EnvConfig):
+    """Extra objects of types the task does not move: neither this episode's task objects' types
+    nor its family's `category` (a kind its instruction names: every object of it is the task's)."""
     lo, hi = jnp.asarray(tb.SCENE_DISTRACTORS)[scene]
     count = jnp.minimum(lo + draws.randint(hi - lo + 1), env_config.max_distractors)
     allowed = jnp.array([tb.OBJ_ID[n] for n in cat.DISTRACTOR_TYPES], jnp.int32)
-    clash = jnp.any((allowed[:, None] == task_types[None]) & task_active[None], -1)
+    clash = (jnp.any((allowed[:, None] == task_types[None]) & task_active[None], -1)
+             | jnp.asarray(tb.FAMILY_CATEGORY)[task_family][allowed])
     n_extra = NUM_OBJECTS - NUM_TASK_OBJECTS
     scores = draws.gumbel((n_extra, len(allowed))) + jnp.where(clash, -1e9, 0.0)
     types = allowed[jnp.argmax(scores, -1)]
@@ -307,8 +310,8 @@ def reset(spec: EpisodeSpec, env_config: EnvConfig = EnvConfig()) -> State:
     draws = Draws(layout_key)
     fix_pos = _place_fixtures(draws, spec.scene, task["fix_type"])
     pos = _place_objects(draws, fix_pos, task["fix_type"], task["fix_active"], jnp.any(task["obj_pushable"]))
-    d_types, d_colors, d_active = _distractors(draws, spec.scene, task["obj_type"], task["obj_active"],
-                                               env_config)
+    d_types, d_colors, d_active = _distractors(draws, spec.scene, spec.task_family, task["obj_type"],
+                                               task["obj_active"], env_config)
     obj_type = jnp.concatenate([task["obj_type"], d_types])
     angle = 0.8 * (draws.uniform((NUM_OBJECTS,)) - 0.5)
     angle = jnp.where(obj_type == tb.OBJ_ID["spoon"], angle * 7.0, angle)
