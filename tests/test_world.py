@@ -263,3 +263,33 @@ def test_no_distractor_is_of_a_kind_the_instruction_names():
             assert not distractors[i] & category, (family, i, distractors[i])
             assert not distractors[i] & task[i], (family, i, distractors[i], task[i])
     assert set(cat.task_family("tidy").category) == set(cat.TIDY_ITEMS)
+
+
+def test_an_object_put_away_is_drawn_darker_and_without_its_rim():
+    """An object inside a container is seen lower and in its shadow (render.stowed): the policy
+    must tell what it has put away from what is left. Objects on the table look as before."""
+    from h2r.world import render
+    cfg = dataclasses.replace(CFG, image_size=64)
+    s = RESET(make_specs("oak_kitchen", "tidy", "jaw_arm", np.arange(4) + 3), cfg)
+    stowed = jax.vmap(render.stowed)
+    assert not np.asarray(stowed(s)).any()
+    put_away = s._replace(obj_pos=s.obj_pos.at[:, 0].set(s.move_target[:, 0]))
+    assert np.asarray(stowed(put_away))[:, 0].all() and not np.asarray(stowed(put_away))[:, 1:].any()
+    held = put_away._replace(obj_level=put_away.obj_level.at[:, 0].set(2))     # carried over it: not put away
+    assert not np.asarray(stowed(held))[:, 0].any()
+
+    def object_pixel(state):
+        """The head view's pixel under object 0 (nearest pixel centre), float RGB."""
+        img = np.asarray(OBSERVE(state, cfg)["image"], np.float32)
+        center, half, angle = jax.vmap(render.head_camera)(state)
+        out = []
+        for b in range(img.shape[0]):
+            xy = np.asarray(render.pixel_coords(center[b], half[b], angle[b], cfg.image_size))
+            d = np.linalg.norm(xy - np.asarray(state.obj_pos[b, 0]), axis=-1)
+            r, c = np.unravel_index(np.argmin(d), d.shape)
+            out.append(img[b, r, c])
+        return np.stack(out)
+    # The same object at the same place with the container switched off (not drawn, nothing stowed).
+    no_container = put_away._replace(fix_active=jnp.zeros_like(put_away.fix_active))
+    ratio = object_pixel(put_away).sum(-1) / object_pixel(no_container).sum(-1)
+    np.testing.assert_allclose(ratio, render.STOWED_SHADE, atol=0.1)

@@ -323,7 +323,7 @@ EMBODIMENTS: tuple[Embodiment, ...] = (
                "three_finger", "delta_base_frame", 0.09, 0.09, -1.0, 1.0, ("dx", "dy", "grip"), _JOINTS + ("grip",),
                wrist_view=0.3),
     Embodiment("suction_arm", False, (0.5, 1.10), -1.5708, (0.66, 0.6), 1, ("#444444", "#d9d9d9", "#6abf69"),
-               "suction", "absolute", 1.25, 0.09, 0.0, 1.0, ("x", "y", "suction"), _SINCOS + ("grip",)),
+               "suction", "absolute", 1.25, 0.09, 0.0, 1.0, ("x", "y", "suction"), _SINCOS + _XY_BASE + ("grip",)),
     Embodiment("hook_arm", False, (1.10, 0.5), 3.1416, (0.63, 0.62), 1, ("#5a2d0c", "#c0392b", "#e6b0aa"),
                "hook", "delta_base_frame", 0.12, 0.11, 0.0, 1.0, ("dx", "dy", "grip"), _XY_TABLE + _VEL + ("grip",)),
     Embodiment("pincer_arm", False, (-0.06, -0.06), 0.7854, (0.8, 0.75), -1, ("#1f1f1f", "#8e44ad", "#f1c40f"),

@@ -86,22 +86,41 @@ def _outline_rgb(s: State):
     return jnp.where(light, jnp.full(3, 0.12), jnp.full(3, 0.92))
 
 
+STOWED_SHADE = 0.5   # an object put away inside a container is drawn this much darker, without its rim
+
+
+def stowed(s: State):
+    """bool [NUM_OBJECTS]: objects lying (not held) inside an active fixture's inner region.
+
+    Why: a real camera sees an item in a drawer, a bin or a carton cell lower down and in the
+    container's shadow; the flat renderer drew it exactly like one still on the table, and a policy
+    that re-plans from each frame went back to the object it had just put away (BUILD_NOTES,
+    "Learning", session 15).
+    """
+    inside = jnp.all(jnp.abs(s.obj_pos[:, None] - s.fix_pos[None]) < jnp.asarray(tb.FIX_HALF)[s.fix_type][None],
+                     -1) & s.fix_active[None]
+    return jnp.any(inside, -1) & (s.obj_level < 2) & s.obj_active
+
+
 def _object_parts(s: State, which) -> Parts:
     """Parts of the objects `which` (int [M] slot indices), each only if active: a rim (the
-    first part, grown by OUTLINE) and then the object's own parts, OBJ_DRAWN parts per object."""
+    first part, grown by OUTLINE) and then the object's own parts, OBJ_DRAWN parts per object.
+    A `stowed` object is drawn darker and without its rim."""
     rim_rgb = _outline_rgb(s)
+    put_away = stowed(s)
 
     def one(i):
         t = s.obj_type[i]
         fields = jnp.asarray(tb.OBJ_PARTS)[t]
         rgb = _shade(jnp.asarray(tb.COLOR_RGB)[s.obj_color[i]], fields, jnp.asarray(tb.OBJ_RGB)[t],
                      jnp.asarray(tb.OBJ_HAS_RGB)[t])
+        rgb = jnp.where(put_away[i], STOWED_SHADE * rgb, rgb)
         rim = fields[:1].at[:, 4].add(OUTLINE).at[:, 5].set(0.0)
         fields = jnp.concatenate([rim, fields])
         rgb = jnp.concatenate([rim_rgb[None], rgb])
         valid = jnp.asarray(tb.OBJ_VALID)[t]
-        return _local_parts(fields, rgb, s.obj_pos[i], s.obj_angle[i],
-                            jnp.concatenate([valid[:1], valid]) & s.obj_active[i])
+        valid = jnp.concatenate([valid[:1] & ~put_away[i], valid])
+        return _local_parts(fields, rgb, s.obj_pos[i], s.obj_angle[i], valid & s.obj_active[i])
     p = jax.vmap(one)(which)
     return Parts(*(x.reshape((-1,) + x.shape[2:]) for x in p))
 
