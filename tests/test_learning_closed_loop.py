@@ -38,8 +38,8 @@ def test_short_training_succeeds_in_closed_loop(tmp_path):
     result = json.loads(out.read_text())
     # The scripted expert succeeds every time here and random actions (the floor) never; this
     # recipe measured 59/64 here with put-away objects drawn darker (63/64 before that change, 62/64
-    # with trident_arm's old narrow wrist view, 57/64 at lr 1e-3,
-    # 53/64 with quantile normalization; the recipe before the summary token 23/64: BUILD_NOTES.md,
-    # "Learning", sessions 5, 7, 12-15); untrained or broken: 0/64.
+    # with trident_arm's old narrow wrist view, 57/64 at lr 1e-3, 53/64 with quantile normalization;
+    # the recipe before the summary token 23/64: BUILD_NOTES.md, "Learning", sessions 5, 7, 12-15);
+    # untrained or broken: 0/64.
     assert result["success_rate"] >= 40 / 64, result["failure_breakdown"]
     assert result["episodes"] == 64 and result["excluded_seeds"] > 0   # never a training layout

@@ -439,7 +439,8 @@ def catalogue_dict() -> dict:
                    for s in SCENES],
         "task_families": [{"name": t.name, "instructions": list(t.instructions), "subtasks": [t.pick, t.place],
                            "success": t.success, "max_moves": t.max_moves, "num_variants": t.num_variants,
-                           "category": list(t.category), "heldout": t.name in HELDOUT_TASK_FAMILIES} for t in TASK_FAMILIES],
+                           "category": list(t.category), "heldout": t.name in HELDOUT_TASK_FAMILIES}
+                          for t in TASK_FAMILIES],
         "embodiments": [{"name": e.name, "is_human": e.is_human, "gripper": e.gripper,
                          "action_space": e.action_space, "action_dim": e.action_dim,
                          "action_names": list(e.action_names), "state_dim": e.state_dim,

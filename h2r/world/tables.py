@@ -45,10 +45,11 @@ OBJECT_SCALE = 1.5    # objects are drawn this much larger than their catalogue 
 OBJ_PARTS[..., :6] *= OBJECT_SCALE
 FIX_PARTS, FIX_RGB, FIX_HAS_RGB, FIX_VALID = _parts_table([f.parts for f in cat.FIXTURE_TYPES], P_FIX)
 # Which colors each object / fixture type may take: [types, colors] masks.
-FAMILY_CATEGORY = np.array([[t.name in f.category for t in cat.OBJECT_TYPES] for f in cat.TASK_FAMILIES])
 OBJ_COLOR_OK = np.array([[c in t.colors for c in cat.COLOR_NAMES] for t in cat.OBJECT_TYPES])
 FIX_COLOR_OK = np.array([[c in f.colors for c in cat.COLOR_NAMES] for f in cat.FIXTURE_TYPES])
 FIX_HALF = np.array([f.half for f in cat.FIXTURE_TYPES], np.float32)          # success region
+# [families, object types]: the kinds each family's instruction names only as a kind (no distractor is one).
+FAMILY_CATEGORY = np.array([[t.name in f.category for t in cat.OBJECT_TYPES] for f in cat.TASK_FAMILIES])
 FIX_OUTER = np.array([[f.parts[0].bx + f.parts[0].r, f.parts[0].by + f.parts[0].r]
                       for f in cat.FIXTURE_TYPES], np.float32)                  # drawn extent
 FIX_SLOTS = np.zeros((len(cat.FIXTURE_TYPES), MAX_SLOTS, 2), np.float32)
