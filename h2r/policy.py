@@ -100,11 +100,19 @@ class Policy:
         return transforms.observation(self.spec, obs, stats, self.static.norm_mode,
                                       bool(data_config.get(self.config.data, "use_wrist")))
 
-    def raw_actions(self, actions, embodiment: str):
-        """Normalized, padded model actions [..., max_action_dim] -> the embodiment's raw units
-        [..., action_dim], with the statistics the pipeline normalized its actions with."""
-        return transforms.raw_actions(actions, self.stats[self.dataset_of(embodiment)]["action"],
-                                      self.static.norm_mode)
+    def raw_actions(self, actions, embodiment: str, state=None):
+        """Normalized, padded model actions [B, H, max_action_dim] -> the embodiment's raw units
+        [B, H, action_dim], with the statistics the pipeline normalized its actions with. An arm
+        whose actions the model learned as displacements (transforms, "action frames") needs the
+        raw proprio the chunk was predicted from, `state` f32 [B, state_dim]."""
+        stats = self.stats[self.dataset_of(embodiment)]
+        raw = transforms.raw_actions(actions, stats["action"], self.static.norm_mode)
+        if "relative_action" not in stats:
+            return raw
+        if state is None:
+            raise ValueError(f"embodiment {embodiment!r} acts relative to its proprio: raw_actions needs the "
+                             f"raw state the chunk was predicted from")
+        return transforms.from_relative(raw, state, stats["relative_action"])
 
     # ------------------------------------------------------------------ actions, embeddings
     def act(self, obs, rng, embodiment: str):
@@ -134,7 +142,7 @@ def _sample_normalized(policy: Policy, obs, rng):
 @functools.partial(jax.jit, static_argnames="embodiment")
 def _act(policy: Policy, obs, rng, embodiment: str):
     actions = policy.model().sample_actions(policy.model_obs(obs, embodiment), rng)
-    return policy.raw_actions(actions, embodiment)
+    return policy.raw_actions(actions, embodiment, obs.get("state"))
 
 
 @functools.partial(jax.jit, static_argnames="embodiment")
@@ -145,8 +153,15 @@ def _embed(policy: Policy, obs, embodiment):
 
 
 def _stats_arrays(norm_stats: dict) -> dict:
-    return {name: {key: transforms.stats_arrays(s[key]) for key in ("action", "state")}
-            for name, s in norm_stats.items()}
+    """Per dataset: action and state statistics as arrays, and for an arm that acts relative to
+    its proprio the matrix M of transforms.relative_matrix ("relative_action", [state_dim, A])."""
+    out = {}
+    for name, s in norm_stats.items():
+        out[name] = {key: transforms.stats_arrays(s[key]) for key in ("action", "state")}
+        if s.get("relative_action"):
+            out[name]["relative_action"] = transforms.relative_matrix(
+                s["relative_action"], len(s["state"]["mean"]), len(s["action"]["mean"]))
+    return out
 
 
 def load_policy(workdir: str, step: int | None = None, *, ema: bool = False) -> Policy:

@@ -113,7 +113,9 @@ class ComponentReader:
         mode = _get(data, "norm")
         where = f"dataset {dataset.name!r}"
         self.dataset = dataset
-        self.actions = transforms.actions(spec, index.action, transforms.stats_arrays(norm_stats["action"]),
+        # An absolute-target arm's actions become displacements first (transforms, "action frames").
+        raw_actions = stats_lib.policy_actions(dataset, norm_stats.get("relative_action"))
+        self.actions = transforms.actions(spec, raw_actions, transforms.stats_arrays(norm_stats["action"]),
                                           mode, where)
         state = transforms.state(spec, index.state, transforms.stats_arrays(norm_stats["state"]), mode, where)
         self.state = state["state"]

@@ -56,6 +56,31 @@ def check_finite(values, what: str, key: str, hint: str = "") -> None:
                         f"{int(np.flatnonzero(bad)[0])}; h2r refuses to train or normalize with it{hint}")
 
 
+def relative_reference(dataset) -> dict | None:
+    """Which action dims the policy learns relative to the proprio (transforms, "action frames"):
+    an arm of the catalogue commanded with absolute base-frame targets (action_space "absolute",
+    actions x, y = position / action_scale) that reports its base-frame position (ee_x_base,
+    ee_y_base). None for every other dataset (delta actions, the human, real datasets)."""
+    meta = dataset.info_metadata
+    names = list(meta.get("state_names") or ())
+    if meta.get("action_space") != "absolute" or not {"ee_x_base", "ee_y_base"} <= set(names):
+        return None
+    try:
+        from h2r.world import catalogue  # noqa: PLC0415
+        scale = catalogue.embodiment(dataset.embodiment()).action_scale
+    except Exception:  # not a catalogue robot: its action units are unknown here
+        return None
+    return {"action_dims": [0, 1], "state_dims": [names.index("ee_x_base"), names.index("ee_y_base")],
+            "scale": 1.0 / float(scale)}
+
+
+def policy_actions(dataset, relative: dict | None) -> np.ndarray:
+    """f32 [N, A]: the dataset's actions in the frame the policy learns them in."""
+    index = dataset.index
+    m = transforms.relative_matrix(relative, dataset.state_dim, dataset.action_dim)
+    return transforms.to_relative(index.action, index.state, m) if relative else index.action
+
+
 def dataset_stats(dataset) -> dict:
     index = dataset.index
     keep = training_steps(index)
@@ -66,10 +91,14 @@ def dataset_stats(dataset) -> dict:
             step = int(np.flatnonzero(bad)[0])
             check_finite(values[step], f"dataset {dataset.name!r} ({dataset.version_dir}) episode "
                          f"{int(index.step_episode[step])} step {int(index.step_t[step])}", f"steps/{key}")
-    return {"dataset": dataset.name, "kind": dataset.kind, "split": dataset.split,
-            "num_episodes": int(index.num_episodes), "num_steps": int(index.num_steps),
-            "num_steps_used": int(keep.sum()),
-            "action": compute(index.action[keep]), "state": compute(index.state[keep])}
+    relative = relative_reference(dataset)
+    stats = {"dataset": dataset.name, "kind": dataset.kind, "split": dataset.split,
+             "num_episodes": int(index.num_episodes), "num_steps": int(index.num_steps),
+             "num_steps_used": int(keep.sum()),
+             "action": compute(policy_actions(dataset, relative)[keep]), "state": compute(index.state[keep])}
+    if relative:
+        stats["relative_action"] = relative
+    return stats
 
 
 def path_for(dataset) -> str:
@@ -103,8 +132,10 @@ def ensure(dataset, refresh: bool = False) -> dict:
     path = path_for(dataset)
     if not refresh and os.path.exists(path):
         stats = load(path)
-        # Stats written before held-out episodes were excluded lack num_steps_used: recompute.
-        if stats.get("num_steps") == dataset.index.num_steps and "num_steps_used" in stats:
+        # Stats written before held-out episodes were excluded lack num_steps_used, and stats of
+        # another action frame describe other numbers: recompute.
+        if (stats.get("num_steps") == dataset.index.num_steps and "num_steps_used" in stats
+                and stats.get("relative_action") == relative_reference(dataset)):
             return stats
     stats = dataset_stats(dataset)
     save(stats, path)

@@ -254,6 +254,44 @@ def raw_actions(model_actions, s: dict, mode: str):
     return unnormalize(model_actions[..., :int(s["mean"].shape[0])], s, mode)
 
 
+# ---------------------------------------------------------------------------- action frames
+# An arm commanded with absolute targets (the next point to go to) is trained on its per-step
+# displacement instead: target - the position its proprio reports (openpi's DeltaActions for
+# absolute-joint arms). Its absolute actions spread over the whole reachable table while each step
+# moves a few centimetres, so at unit scale after normalization a small error in the predicted
+# target is a large error in the step; displacements are what the delta-action arms predict too.
+# `relative` (a dataset's norm_stats["relative_action"], h2r.data.stats.relative_reference) is
+# {"action_dims": [...], "state_dims": [...], "scale": s}: action dim action_dims[i] is relative
+# to state dim state_dims[i] times s. Absent for every other dataset (nothing changes).
+
+def relative_matrix(relative: dict | None, state_dim: int, action_dim: int) -> np.ndarray:
+    """f32 [state_dim, action_dim]: raw state @ M is the reference each action dim is relative to
+    (zeros for a dataset without `relative`)."""
+    m = np.zeros((state_dim, action_dim), np.float32)
+    if relative:
+        for a, s in zip(relative["action_dims"], relative["state_dims"]):
+            m[s, a] = relative["scale"]
+    return m
+
+
+def to_relative(raw_actions, raw_state, m):
+    """Recorded actions [N, A] -> per-step displacements: action - state @ M (row by row)."""
+    state = np.asarray(raw_state, np.float32)[..., :m.shape[0]]
+    return (np.asarray(raw_actions, np.float32) - state @ m).astype(np.float32)
+
+
+def from_relative(chunk, raw_state, m):
+    """A predicted chunk of displacements [B, H, A] -> absolute targets from the current raw state
+    [B, S]: step k's target is the reference now plus the displacements of steps 0..k (the arm
+    reaches each target: the expert's steps are within its speed limit). Dims M does not touch are
+    returned as they are."""
+    xp = _xp(chunk, raw_state)
+    moved = (xp.asarray(m).sum(0) != 0).astype(xp.float32)         # [A]: the relative dims
+    state = xp.asarray(raw_state, xp.float32)[..., :m.shape[0]]      # a zero-padded state is fine
+    reference = (state @ xp.asarray(m))[..., None, :]
+    return chunk + moved * (reference + xp.cumsum(chunk, axis=-2) - chunk)
+
+
 def observation(spec: SampleSpec, obs: dict, s: dict | None, mode: str, use_wrist: bool = True) -> dict:
     """A raw observation batch -> the model's observation (OBS_KEYS), the way the pipeline builds
     a training sample from a recorded step. `obs`: image uint8 [B, H, W, 3], wrist_image
