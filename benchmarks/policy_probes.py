@@ -3,7 +3,9 @@
 closed-loop  Drives the world with the policy (replanning every step) and, at every visited state,
              compares the policy's first action with the scripted expert's noise-free action in
              the same state: direction cosine, speed and grip agreement, by phase and by distance
-             to the expert's goal. A policy that localizes its target has cosine near 1 while far
+             to the expert's goal. Both actions are read as what they command in the table frame
+             (dynamics.commanded_point, grip_closed), so delta and absolute arms compare alike;
+             speed is the commanded step over the arm's top speed. A policy that localizes its target has cosine near 1 while far
              from it; one that does not drifts (cosine near 0) and closes its gripper anywhere.
              Three summaries beside it: `far_reach` (reach phases > 0.4 from the object: where does
              the policy head, toward its object, the other one, the fixture, or into the table's
@@ -37,7 +39,7 @@ import h2r
 from h2r.config import config_from_json
 from h2r.eval import rollout
 from h2r.eval import success as evaluation
-from h2r.world import dynamics, experts, tasks
+from h2r.world import catalogue, dynamics, experts, tasks
 from h2r.world import env as world
 from h2r.world.config import ACTION_PAD, make_specs
 
@@ -62,25 +64,31 @@ def closed_loop(args) -> dict:
     goal_of = jax.jit(jax.vmap(lambda s: experts.plan(s)[0] - dynamics.grasp_point(s)))
     phase_of = jax.jit(jax.vmap(tasks.phase))
     geometry = jax.jit(jax.vmap(_geometry))
+    command = jax.jit(jax.vmap(_command))
+    max_speed = catalogue.embodiment(es.embodiment).max_speed
     rows, extra, done, key = [], [], np.zeros(args.episodes, bool), jax.random.key(args.seed)
     for _ in range(env_config.horizon):
         key, sub = jax.random.split(key)
-        act = np.asarray(policy.act({**observe(state), "instruction": instruction}, sub, es.embodiment))[:, 0]
-        ref, dist = np.asarray(expert(state)), np.linalg.norm(np.asarray(goal_of(state)), axis=-1)
+        act = policy.act({**observe(state), "instruction": instruction}, sub, es.embodiment)[:, 0]
+        act = jnp.pad(act, ((0, 0), (0, ACTION_PAD - act.shape[-1])))
+        # Both actions as what they command in the table frame (any action space: delta, absolute).
+        (move, closes), (ref_move, ref_closes) = (jax.tree.map(np.asarray, command(state, a))
+                                                  for a in (act, expert(state)))
+        dist = np.linalg.norm(np.asarray(goal_of(state)), axis=-1)
         phase = np.asarray(phase_of(state))
         g = jax.tree.map(np.asarray, geometry(state))
         for i in np.flatnonzero(~done):
-            cos = act[i, :2] @ ref[i, :2] / (np.linalg.norm(act[i, :2]) * np.linalg.norm(ref[i, :2]) + 1e-9)
-            rows.append((int(phase[i]), float(dist[i]), float(cos), float(np.linalg.norm(act[i, :2])),
-                         bool(act[i, 2] > 0), bool(ref[i, 2] > 0)))
-            u = act[i, :2] / (np.linalg.norm(act[i, :2]) + 1e-9)
+            cos = move[i] @ ref_move[i] / (np.linalg.norm(move[i]) * np.linalg.norm(ref_move[i]) + 1e-9)
+            rows.append((int(phase[i]), float(dist[i]), float(cos), float(np.linalg.norm(move[i]) / max_speed),
+                         bool(closes[i]), bool(ref_closes[i])))
+            u = move[i] / (np.linalg.norm(move[i]) + 1e-9)
             to = {name: float(u @ v[i] / (np.linalg.norm(v[i]) + 1e-9)) for name, v in g["toward"].items()}
             extra.append(dict(phase=int(phase[i]), closed=bool(g["closed"][i]), holding=bool(g["holding"][i]),
                               object_distance=float(np.linalg.norm(g["toward"]["object"][i])),
                               place_distance=float(np.linalg.norm(g["toward"]["place"][i])),
                               inside=bool(g["inside"][i]), edge=float(g["edge"][i]), cos=to,
-                              policy_closes=bool(act[i, 2] > 0), expert_closes=bool(ref[i, 2] > 0)))
-        state = step(state, jnp.pad(jnp.asarray(act), ((0, 0), (0, ACTION_PAD - act.shape[1]))))
+                              policy_closes=bool(closes[i]), expert_closes=bool(ref_closes[i])))
+        state = step(state, act)
         done |= np.asarray(done_fn(state))
     table = []
     for phase in sorted({r[0] for r in rows}):
@@ -116,6 +124,12 @@ def train_seeds(args) -> dict:
                                                      excluded_seeds=evaluation.trained_seeds(config, es.embodiment))[0]}
     return {name: {"success": r["success_rate"], "episodes": r["episodes"], "ci95": r["ci95"],
                    "breakdown": evaluation.format_breakdown(r["failure_breakdown"])} for name, r in results.items()}
+
+
+def _command(s, action):
+    """What an action (f32[ACTION_PAD]) asks of the arm in state s, whatever its action space: the
+    table-frame step toward the commanded point, and whether it closes the gripper."""
+    return dynamics.commanded_point(s, action) - s.ee, dynamics.grip_closed(s, action)
 
 
 def _geometry(s):
