@@ -11,9 +11,10 @@ The robot-only cells are also evaluated on their own co-training task (in distri
 report shows first: a gain from human data means something only on top of a baseline that
 works. 800 pretraining and 1300 co-training steps at lr 3e-3 (chosen here in session 13, where the
 preset's 1e-3 learned too slowly on schedules this short; the preset's default since session 14):
-robot-only 3/32 (level 0) and 4/32 (1.0+other) on their own task, 12 min 22 s from a clean clone on 2 cores, install included
-(2026-12-06). The policies are far from the learning benchmark's (0.61-0.70 on sort_eggs after 6000
-steps, benchmarks/RESULTS.md "Learning"): four such co-trainings do not fit 15 minutes.
+robot-only 2/32 (level 0) and 13/32 (1.0+other) on their own task, 12 min 51 s from a clean clone on 2 cores
+(~10 training steps/s), install included (2026-12-06, session 16). The policies are far from the
+learning benchmark's (0.88-0.91 on sort_eggs after 6000 steps, benchmarks/RESULTS.md "Learning"):
+four such co-trainings do not fit 15 minutes.
 """
 from h2r.study.grid import base_config
 
