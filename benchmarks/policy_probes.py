@@ -5,8 +5,9 @@ closed-loop  Drives the world with the policy (replanning every step) and, at ev
              the same state: direction cosine, speed and grip agreement, by phase and by distance
              to the expert's goal. Both actions are read as what they command in the table frame
              (dynamics.commanded_point, grip_closed), so delta and absolute arms compare alike;
-             speed is the commanded step over the arm's top speed. A policy that localizes its target has cosine near 1 while far
-             from it; one that does not drifts (cosine near 0) and closes its gripper anywhere.
+             speed is the commanded step over the arm's top speed. A policy that localizes its
+             target has cosine near 1 while far from it; one that does not drifts (cosine near 0)
+             and closes its gripper anywhere.
              Three summaries beside it: `far_reach` (reach phases > 0.4 from the object: where does
              the policy head, toward its object, the other one, the fixture, or into the table's
              edge?), `near_reach` (reach phases within 0.4: is the gripper closed on nothing

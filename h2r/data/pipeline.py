@@ -43,14 +43,6 @@ def embodiment_names() -> list[str]:
     return [e.name for e in catalogue.EMBODIMENTS]
 
 
-def _catalogue_embodiment(name: str):
-    try:
-        from h2r.world import catalogue  # noqa: PLC0415
-        return catalogue.embodiment(name)
-    except Exception:  # not in the catalogue (a real dataset's robot), or no catalogue yet
-        return None
-
-
 def action_dim_mask(dataset, max_action_dim: int) -> np.ndarray:
     """True for the dataset's own action dims; False for padding and for a human's grip."""
     if dataset.action_dim > max_action_dim:
@@ -60,7 +52,7 @@ def action_dim_mask(dataset, max_action_dim: int) -> np.ndarray:
     mask[:dataset.action_dim] = True
     embodiment = dataset.embodiment()
     names = dataset.info_metadata.get("action_names") or dataset.layout.action_names
-    info = _catalogue_embodiment(embodiment)
+    info = dataset.catalogue_embodiment()
     if names is None and info is not None:
         names = info.action_names
     is_human = embodiment == mixture.HUMAN or bool(getattr(info, "is_human", False))

@@ -341,6 +341,14 @@ class RLDSDataset:
     def state_dim(self) -> int:
         return self.index.state.shape[1]
 
+    def catalogue_embodiment(self):
+        """The world catalogue's Embodiment of this dataset's robot, or None (a real dataset's robot)."""
+        try:
+            from h2r.world import catalogue  # noqa: PLC0415
+            return catalogue.embodiment(self.embodiment())
+        except Exception:  # not in the catalogue, or no catalogue
+            return None
+
     def embodiment(self) -> str:
         if self.layout.embodiment:
             return self.layout.embodiment

@@ -62,16 +62,14 @@ def relative_reference(dataset) -> dict | None:
     actions x, y = position / action_scale) that reports its base-frame position (ee_x_base,
     ee_y_base). None for every other dataset (delta actions, the human, real datasets)."""
     meta = dataset.info_metadata
-    names = list(meta.get("state_names") or ())
-    if meta.get("action_space") != "absolute" or not {"ee_x_base", "ee_y_base"} <= set(names):
+    actions, states = list(meta.get("action_names") or ()), list(meta.get("state_names") or ())
+    robot = dataset.catalogue_embodiment()   # its action_scale: the units of x, y
+    if (meta.get("action_space") != "absolute" or robot is None
+            or not {"x", "y"} <= set(actions) or not {"ee_x_base", "ee_y_base"} <= set(states)):
         return None
-    try:
-        from h2r.world import catalogue  # noqa: PLC0415
-        scale = catalogue.embodiment(dataset.embodiment()).action_scale
-    except Exception:  # not a catalogue robot: its action units are unknown here
-        return None
-    return {"action_dims": [0, 1], "state_dims": [names.index("ee_x_base"), names.index("ee_y_base")],
-            "scale": 1.0 / float(scale)}
+    return {"action_dims": [actions.index("x"), actions.index("y")],
+            "state_dims": [states.index("ee_x_base"), states.index("ee_y_base")],
+            "scale": 1.0 / float(robot.action_scale)}
 
 
 def policy_actions(dataset, relative: dict | None) -> np.ndarray:
