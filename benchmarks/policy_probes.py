@@ -18,12 +18,18 @@ train-seeds  Generalization gap: success on N of the run's own *training* layout
              the same reset state) against N unseen ones (`h2r eval`'s episodes), same rollout.
              Equal rates: the policy is not short of data but of closed-loop execution/fit;
              training >> unseen: more demonstrations per variation would help.
+subtask      The high level in closed loop: at every visited state, the subtask the policy predicts
+             against the true one of the state's phase, by phase: exact match, the object's colour
+             and type words right, the named object present on the table at all, and "done" called
+             while objects remain. With --oracle the action expert acts on the true subtask instead
+             (a perfect high level): success with and without it says which level loses episodes.
 keypoints    Linear probe from the head/wrist keypoints (model.keypoints > 0) to where things are
              on reset states of one scene: R^2 of the best single keypoint and of all of them,
              for each egg (by colour) and the effector. R^2 near 0: the stem does not track it.
 
     .venv/bin/python benchmarks/policy_probes.py closed-loop --workdir RUN --setting sort_eggs:target-robot
     .venv/bin/python benchmarks/policy_probes.py train-seeds --workdir RUN --setting sort_eggs:target-robot --episodes 128
+    .venv/bin/python benchmarks/policy_probes.py subtask --workdir RUN --setting tidy_new_scenes:target-robot [--oracle]
     .venv/bin/python benchmarks/policy_probes.py keypoints --workdir RUN --scene green_felt
 """
 from __future__ import annotations
@@ -101,6 +107,55 @@ def closed_loop(args) -> dict:
                                   policy_closes=round(sel[:, 3].mean(), 2), expert_closes=round(sel[:, 4].mean(), 2)))
     return {"success": float(done.mean()), "episodes": args.episodes, "by_phase_and_distance": table,
             "far_reach": _far_reach(extra), "near_reach": _near_reach(extra), "carry": _carry(extra)}
+
+
+def subtask_probe(args) -> dict:
+    config, env_config, policy = _run(args.workdir, args.step)
+    es = evaluation.parse_setting(args.setting, data_config=evaluation.data_config_of_run(config))
+    specs, _ = evaluation.episode_specs(es, args.episodes, args.seed, evaluation.trained_seeds(config, es.embodiment))
+    env = rollout.world_env(env_config)
+    reset = rollout.reset_states(env, specs)
+    texts = [tasks.subtasks_from_state(tasks.unbatch(reset, i)) for i in range(args.episodes)]
+    instruction = policy.tokenize(evaluation.instructions(reset))
+    model, ls = policy.model(), int(policy.config.model.max_subtask_len)
+    observe, step, done_fn = jax.jit(jax.vmap(env.observe)), jax.jit(jax.vmap(env.step)), jax.jit(jax.vmap(tasks.success))
+    phase_of = jax.jit(jax.vmap(tasks.phase))
+    predict = jax.jit(lambda obs: model.predict_subtask(policy.model_obs(obs, es.embodiment)))
+
+    @jax.jit
+    def act_on(obs, key, subtask):   # the action expert on a given subtask
+        actions = model.sample_actions(policy.model_obs(obs, es.embodiment), key, subtask=subtask)
+        return policy.raw_actions(actions, es.embodiment, obs["state"])
+
+    state, key = jax.tree.map(jnp.asarray, reset), jax.random.key(args.seed)
+    counts, done = {}, np.zeros(args.episodes, bool)
+    for _ in range(env_config.horizon):
+        key, sub = jax.random.split(key)
+        obs = {**observe(state), "instruction": instruction}
+        phase, s = np.asarray(phase_of(state)), jax.tree.map(np.asarray, state)
+        predicted = policy.decode(np.asarray(predict(obs)))
+        true = [texts[i][min(phase[i], len(texts[i]) - 1)] for i in range(args.episodes)]
+        for i in np.flatnonzero(~done):
+            c = counts.setdefault(int(phase[i]), dict(steps=0, exact=0, colour=0, type=0, named_present=0, done_called=0))
+            c["steps"] += 1
+            c["exact"] += predicted[i] == true[i]
+            c["done_called"] += predicted[i] == tasks.DONE_TEXT and true[i] != tasks.DONE_TEXT
+            if true[i].startswith("pick up the ") and predicted[i].startswith("pick up the "):
+                t, p = true[i].split()[3:], predicted[i].split()[3:]
+                c["colour"] += t[:1] == p[:1]
+                c["type"] += t[1:] == p[1:]
+                on_table = {tasks.object_name(tasks.unbatch(s, i), o) for o in np.flatnonzero(s.obj_active[i])}
+                c["named_present"] += " ".join(p) in on_table
+        if args.oracle:
+            actions = act_on(obs, sub, jnp.asarray(policy.tokenize(true)[:, :ls]))
+        else:
+            actions = policy.act(obs, sub, es.embodiment)
+        state = step(state, actions[:, 0])
+        done |= np.asarray(done_fn(state))
+    by_phase = {p: {k: (v if k == "steps" else round(v / c["steps"], 3)) for k, v in c.items()}
+                for p, c in sorted(counts.items())}
+    return {"success": float(done.mean()), "episodes": args.episodes, "oracle_subtask": args.oracle,
+            "by_phase": by_phase}
 
 
 def train_seeds(args) -> dict:
@@ -214,7 +269,7 @@ def _r2(x: np.ndarray, y: np.ndarray) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("probe", choices=("closed-loop", "train-seeds", "keypoints"))
+    p.add_argument("probe", choices=("closed-loop", "train-seeds", "subtask", "keypoints"))
     p.add_argument("--workdir", required=True, help="a training run directory (h2r train --workdir)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
     p.add_argument("--setting", default="sort_eggs:target-robot", help="closed-loop, train-seeds: an h2r eval setting")
@@ -224,9 +279,11 @@ def main() -> None:
     p.add_argument("--scene", default="green_felt", help="keypoints: the scene of the reset states")
     p.add_argument("--embodiment", default="trident_arm", help="keypoints: the robot of the reset states")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--oracle", action="store_true", help="subtask: the action expert acts on the true subtask")
     args = p.parse_args()
-    args.episodes = args.episodes or {"closed-loop": 32, "train-seeds": 128}.get(args.probe, 256)
-    probe = {"closed-loop": closed_loop, "train-seeds": train_seeds, "keypoints": keypoint_probe}[args.probe]
+    args.episodes = args.episodes or {"closed-loop": 32, "train-seeds": 128, "subtask": 64}.get(args.probe, 256)
+    probe = {"closed-loop": closed_loop, "train-seeds": train_seeds, "subtask": subtask_probe,
+             "keypoints": keypoint_probe}[args.probe]
     print(json.dumps(probe(args), indent=1))
 
 

@@ -75,7 +75,7 @@ def num_phases(state) -> int:
 DONE_TEXT = "done"
 
 
-def _object_name(s, i) -> str:
+def object_name(s, i) -> str:
     return f"{cat.COLOR_NAMES[int(s.obj_color[i])]} {cat.OBJECT_TYPES[int(s.obj_type[i])].name}"
 
 
@@ -88,7 +88,7 @@ def dest_text(s, k) -> str:
     if dest == st.DEST_FIXTURE:
         return _fixture_phrase(s, max(int(s.move_fix[k]), 0))
     if dest == st.DEST_BLOCK:
-        return f"the {_object_name(s, int(s.move_anchor[k]))}"
+        return f"the {object_name(s, int(s.move_anchor[k]))}"
     if dest == st.DEST_ZONE:
         return f"the {cat.COLOR_NAMES[int(s.fix_color[max(int(s.move_fix[k]), 0)])]} zone"
     return {st.DEST_LEFT_SIDE: "the left side of the carton", st.DEST_RIGHT_SIDE: "the right side of the carton",
@@ -104,7 +104,7 @@ def instruction_from_state(s) -> str:
     family = cat.TASK_FAMILIES[int(s.spec.task_family)]
     template = family.instructions[_template_index(int(s.spec.seed), len(family.instructions))]
     fixture = _fixture_phrase(s, 0)
-    return template.format(obj=_object_name(s, int(s.move_obj[0])), dest=dest_text(s, 0), fixture=fixture)
+    return template.format(obj=object_name(s, int(s.move_obj[0])), dest=dest_text(s, 0), fixture=fixture)
 
 
 def subtasks_from_state(s) -> list[str]:
@@ -112,7 +112,7 @@ def subtasks_from_state(s) -> list[str]:
     family = cat.TASK_FAMILIES[int(s.spec.task_family)]
     texts = []
     for k in range(int(np.sum(np.asarray(s.move_active)))):
-        texts.append(family.pick.format(obj=_object_name(s, int(s.move_obj[k]))))
+        texts.append(family.pick.format(obj=object_name(s, int(s.move_obj[k]))))
         texts.append(family.place.format(dest=dest_text(s, k)))
     return texts + [DONE_TEXT]
 
