@@ -19,9 +19,10 @@ train-seeds  Generalization gap: success on N of the run's own *training* layout
              Equal rates: the policy is not short of data but of closed-loop execution/fit;
              training >> unseen: more demonstrations per variation would help.
 subtask      The high level in closed loop: at every visited state, the subtask the policy predicts
-             against the true one of the state's phase, by phase: exact match, the object's colour
-             and type words right, the named object present on the table at all, and "done" called
-             while objects remain. With --oracle the action expert acts on the true subtask instead
+             against the true one of the state's phase, by phase, as fractions of the phase's
+             steps: exact match; the object's colour and type words right and the named object on
+             the table at all (counted where both are "pick up" subtasks); "done" called while the
+             task is not done. With --oracle the action expert acts on the true subtask instead
              (a perfect high level): success with and without it says which level loses episodes.
 keypoints    Linear probe from the head/wrist keypoints (model.keypoints > 0) to where things are
              on reset states of one scene: R^2 of the best single keypoint and of all of them,
