@@ -25,13 +25,17 @@ subtask      The high level in closed loop: at every visited state, the subtask 
              task is not done. With --oracle the action expert acts on the true subtask instead
              (a perfect high level): success with and without it says which level loses episodes.
 keypoints    Linear probe from the head/wrist keypoints (model.keypoints > 0) to where things are
-             on reset states of one scene: R^2 of the best single keypoint and of all of them,
-             for each egg (by colour) and the effector. R^2 near 0: the stem does not track it.
+             on reset states of the scenes named (--scene, comma-separated) and --family: R^2 of the
+             best single keypoint and of all of them, for the first two task objects (eggs by
+             colour, white then brown; other families in the order the expert moves them) and the
+             effector. R^2 near 0: the stem does not track it.
 
     .venv/bin/python benchmarks/policy_probes.py closed-loop --workdir RUN --setting sort_eggs:target-robot
     .venv/bin/python benchmarks/policy_probes.py train-seeds --workdir RUN --setting sort_eggs:target-robot --episodes 128
     .venv/bin/python benchmarks/policy_probes.py subtask --workdir RUN --setting tidy_new_scenes:target-robot [--oracle]
     .venv/bin/python benchmarks/policy_probes.py keypoints --workdir RUN --scene green_felt
+    .venv/bin/python benchmarks/policy_probes.py keypoints --workdir RUN --family tidy --embodiment jaw_arm \
+        --scene oak_kitchen,white_lab,green_felt,checker_cafe,steel_bench,pine_workshop
 """
 from __future__ import annotations
 
@@ -116,7 +120,10 @@ def subtask_probe(args) -> dict:
     specs, _ = evaluation.episode_specs(es, args.episodes, args.seed, evaluation.trained_seeds(config, es.embodiment))
     env = rollout.world_env(env_config)
     reset = rollout.reset_states(env, specs)
-    texts = [tasks.subtasks_from_state(tasks.unbatch(reset, i)) for i in range(args.episodes)]
+    episodes = [tasks.unbatch(reset, i) for i in range(args.episodes)]
+    texts = [tasks.subtasks_from_state(e) for e in episodes]
+    # What a pick subtask says before the object's name ("pick up the "), per episode's family.
+    pick_prefix = [catalogue.TASK_FAMILIES[int(e.spec.task_family)].pick.split("{obj}")[0] for e in episodes]
     instruction = policy.tokenize(evaluation.instructions(reset))
     model, ls = policy.model(), int(policy.config.model.max_subtask_len)
     observe, step, done_fn = jax.jit(jax.vmap(env.observe)), jax.jit(jax.vmap(env.step)), jax.jit(jax.vmap(tasks.success))
@@ -124,7 +131,7 @@ def subtask_probe(args) -> dict:
     predict = jax.jit(lambda obs: model.predict_subtask(policy.model_obs(obs, es.embodiment)))
 
     @jax.jit
-    def act_on(obs, key, subtask):   # the action expert on a given subtask
+    def act_on(obs, key, subtask):   # Policy.act, with the subtask given instead of predicted again
         actions = model.sample_actions(policy.model_obs(obs, es.embodiment), key, subtask=subtask)
         return policy.raw_actions(actions, es.embodiment, obs["state"])
 
@@ -134,24 +141,24 @@ def subtask_probe(args) -> dict:
         key, sub = jax.random.split(key)
         obs = {**observe(state), "instruction": instruction}
         phase, s = np.asarray(phase_of(state)), jax.tree.map(np.asarray, state)
-        predicted = policy.decode(np.asarray(predict(obs)))
+        predicted_tokens = predict(obs)
+        predicted = policy.decode(np.asarray(predicted_tokens))
         true = [texts[i][min(phase[i], len(texts[i]) - 1)] for i in range(args.episodes)]
         for i in np.flatnonzero(~done):
             c = counts.setdefault(int(phase[i]), dict(steps=0, exact=0, colour=0, type=0, named_present=0, done_called=0))
             c["steps"] += 1
             c["exact"] += predicted[i] == true[i]
             c["done_called"] += predicted[i] == tasks.DONE_TEXT and true[i] != tasks.DONE_TEXT
-            if true[i].startswith("pick up the ") and predicted[i].startswith("pick up the "):
-                t, p = true[i].split()[3:], predicted[i].split()[3:]
+            prefix = pick_prefix[i]
+            if phase[i] % 2 == 0 and true[i] != tasks.DONE_TEXT and predicted[i].startswith(prefix):
+                t, p = true[i][len(prefix):].split(), predicted[i][len(prefix):].split()   # colour, type
                 c["colour"] += t[:1] == p[:1]
                 c["type"] += t[1:] == p[1:]
-                on_table = {tasks.object_name(tasks.unbatch(s, i), o) for o in np.flatnonzero(s.obj_active[i])}
+                now = tasks.unbatch(s, i)
+                on_table = {tasks.object_name(now, o) for o in np.flatnonzero(now.obj_active)}
                 c["named_present"] += " ".join(p) in on_table
-        if args.oracle:
-            actions = act_on(obs, sub, jnp.asarray(policy.tokenize(true)[:, :ls]))
-        else:
-            actions = policy.act(obs, sub, es.embodiment)
-        state = step(state, actions[:, 0])
+        subtask = jnp.asarray(policy.tokenize(true)[:, :ls]) if args.oracle else predicted_tokens
+        state = step(state, act_on(obs, sub, subtask)[:, 0])
         done |= np.asarray(done_fn(state))
     by_phase = {p: {k: (v if k == "steps" else round(v / c["steps"], 3)) for k, v in c.items()}
                 for p, c in sorted(counts.items())}
@@ -243,15 +250,19 @@ def keypoint_probe(args) -> dict:
     model = policy.model()
     if model.keypoint_stem is None:
         raise SystemExit(f"{args.workdir}: the model has no keypoints (model.keypoints = 0)")
-    n = args.episodes
-    specs = make_specs(args.scene, "eggs_in_carton", args.embodiment, np.arange(10**6, 10**6 + n))
+    n, scenes = args.episodes, args.scene.split(",")
+    specs = make_specs(np.resize(scenes, n).tolist(), args.family, args.embodiment, np.arange(10**6, 10**6 + n))
     env = rollout.world_env(env_config)
     s = rollout.reset_states(env, specs)
     obs = jax.vmap(env.observe)(jax.tree.map(jnp.asarray, s))
-    eggs = s.obj_pos[np.arange(n)[:, None], s.move_obj[:, :2]]
-    order = np.argsort(s.obj_color[np.arange(n)[:, None], s.move_obj[:, :2]], 1)   # white, then brown
-    eggs = np.take_along_axis(eggs, order[..., None], 1)
-    targets = {"white egg": eggs[:, 0], "brown egg": eggs[:, 1], "effector": s.ee}
+    objects = s.obj_pos[np.arange(n)[:, None], s.move_obj[:, :2]]
+    if "egg" in args.family:
+        order = np.argsort(s.obj_color[np.arange(n)[:, None], s.move_obj[:, :2]], 1)   # white, then brown
+        objects = np.take_along_axis(objects, order[..., None], 1)
+        names = ("white egg", "brown egg")
+    else:
+        names = ("object 1", "object 2")
+    targets = {names[0]: objects[:, 0], names[1]: objects[:, 1], "effector": s.ee}
     out = {}
     for view in ("image", "wrist_image"):
         kp = np.asarray(model.keypoint_stem.keypoints(obs[view]))
@@ -273,11 +284,12 @@ def main() -> None:
     p.add_argument("probe", choices=("closed-loop", "train-seeds", "subtask", "keypoints"))
     p.add_argument("--workdir", required=True, help="a training run directory (h2r train --workdir)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-    p.add_argument("--setting", default="sort_eggs:target-robot", help="closed-loop, train-seeds: an h2r eval setting")
+    p.add_argument("--setting", default="sort_eggs:target-robot", help="closed-loop, train-seeds, subtask: an h2r eval setting")
     p.add_argument("--episodes", type=int, default=None,
                    help="episodes (closed-loop, default 32) or reset states (keypoints, default 256: the probe "
                         "fits 2K+1 coefficients)")
-    p.add_argument("--scene", default="green_felt", help="keypoints: the scene of the reset states")
+    p.add_argument("--scene", default="green_felt", help="keypoints: the scenes of the reset states (comma-separated)")
+    p.add_argument("--family", default="eggs_in_carton", help="keypoints: the task family of the reset states")
     p.add_argument("--embodiment", default="trident_arm", help="keypoints: the robot of the reset states")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--oracle", action="store_true", help="subtask: the action expert acts on the true subtask")
