@@ -110,14 +110,44 @@ def part_a(data_dir: str, args, log: str) -> dict:
     for setting in args.settings.split(","):
         workdir = os.path.join(args.workdir, f"a_{setting}")
         overrides = ["--config.data.kind=cotrain", f"--config.data.target={setting}", "--config.data.human=False"]
-        timing = train(workdir, data_dir, args.steps, overrides, args, log)
-        points = [dict(steps=s, train_s=timing["train_s"][s], **evaluate(workdir, f"{setting}:target-robot", s, args, log))
-                  for s in args.steps]
-        results[setting] = {"points": points, "wall_s": timing["wall_s"],
-                            **reference(workdir, f"{setting}:target-robot", args)}
+        if args.dagger:
+            points, wall = _dagger_points(setting, workdir, data_dir, overrides, args, log)
+        else:
+            timing = train(workdir, data_dir, args.steps, overrides, args, log)
+            points = [dict(steps=s, train_s=timing["train_s"][s],
+                           **evaluate(workdir, f"{setting}:target-robot", s, args, log)) for s in args.steps]
+            wall = timing["wall_s"]
+        results[setting] = {"points": points, "wall_s": wall, **reference(workdir, f"{setting}:target-robot", args)}
         print(f"benchmark (a) {setting}: " + ", ".join(f"{p['steps']} steps {p['success']:.2f}" for p in points),
               file=sys.stderr, flush=True)
     return results
+
+
+def _dagger_points(setting: str, workdir: str, data_dir: str, overrides: list[str], args, log: str):
+    """--dagger N: behaviour cloning for N steps (W/a_S_bc), one DAgger round with that policy
+    (`h2r data dagger`, W/dagger_S), then training on the aggregated data from the cloned
+    params to each point of --steps (total steps, both stages). A point's train_s counts both
+    stages' training and the collection's wall time (it is part of the recipe's cost)."""
+    first = os.path.join(args.workdir, f"a_{setting}_bc")
+    timing = train(first, data_dir, [args.dagger], overrides, args, log)
+    aggregated = os.path.join(args.workdir, f"dagger_{setting}", "data")
+    collect_s = 0.0
+    if not os.path.exists(os.path.join(aggregated, "generation.json")):
+        collect_s = run(H2R + ["data", "dagger", "--run", first, "--out", aggregated], log)
+        with open(os.path.join(os.path.dirname(aggregated), "collect_s.json"), "w") as f:
+            json.dump({"collect_s": collect_s}, f)
+    with open(os.path.join(os.path.dirname(aggregated), "collect_s.json")) as f:
+        collect_s = json.load(f)["collect_s"]
+    rest = [s - args.dagger for s in args.steps if s > args.dagger]
+    if not rest:
+        raise SystemExit(f"benchmark: --dagger {args.dagger} leaves no training steps before {max(args.steps)}")
+    second = train(workdir, aggregated, rest, overrides + [f"--config.train.init_from={first}"], args, log)
+    before = timing["train_s"][args.dagger] + collect_s
+    points = [dict(steps=args.dagger + s, train_s=round(before + second["train_s"][s], 1),
+                   stages={"bc_train_s": timing["train_s"][args.dagger], "collect_s": round(collect_s, 1),
+                           "dagger_train_s": second["train_s"][s]},
+                   **evaluate(workdir, f"{setting}:target-robot", s, args, log)) for s in rest]
+    return points, (timing["wall_s"] or 0) + collect_s + (second["wall_s"] or 0)
 
 
 def part_b(data_dir: str, args, log: str) -> dict:
@@ -153,6 +183,9 @@ def main() -> None:
                    help="data preset (160 target demos per co-training combination: BUILD_NOTES.md, Learning)")
     p.add_argument("--train-config", default="experiments/train/tiny.py")
     p.add_argument("--workdir", default="runs/benchmark-learning", help="data, runs and the log go here")
+    p.add_argument("--dagger", type=int, default=0,
+                   help="(a) only: behaviour-clone this many steps, add one DAgger round of that policy's "
+                        "rollouts (h2r data dagger), then train on the result to --steps (total)")
     p.add_argument("--override", action="append", default=[],
                    help="extra --config.key=value for every `h2r train` (repeatable)")
     args = p.parse_args()
@@ -165,7 +198,7 @@ def main() -> None:
     if not os.path.exists(os.path.join(data_dir, "generation.json")):
         run(H2R + ["data", "generate", "--config", args.data_config, "--out", data_dir], log)
     out = {"config": {"data": args.data_config, "train": args.train_config, "episodes": args.episodes,
-                      "steps": args.steps, "overrides": args.override}}
+                      "steps": args.steps, "overrides": args.override, "dagger": args.dagger}}
     parts = set(args.parts.split(","))
     if "a" in parts:
         out["a"] = part_a(data_dir, args, log)

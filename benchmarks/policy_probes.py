@@ -12,7 +12,9 @@ closed-loop  Drives the world with the policy (replanning every step) and, at ev
              the policy head, toward its object, the other one, the fixture, or into the table's
              edge?), `near_reach` (reach phases within 0.4: is the gripper closed on nothing
              there?) and `carry` (carry phases, while holding: does it release where the expert does,
-             and is the object already inside its success region?).
+             and is the object already inside its success region?), and `first_reach_other_nearer`.
+             With --drive expert the expert moves the arm and the policy is only asked (open loop):
+             agreement there and not in closed loop is covariate shift.
 train-seeds  Generalization gap: success on N of the run's own *training* layouts (the planned
              episodes of the setting's role and robot: same scene, variant and world seed, so
              the same reset state) against N unseen ones (`h2r eval`'s episodes), same rollout.
@@ -97,10 +99,11 @@ def closed_loop(args) -> dict:
             to = {name: float(u @ v[i] / (np.linalg.norm(v[i]) + 1e-9)) for name, v in g["toward"].items()}
             extra.append(dict(phase=int(phase[i]), closed=bool(g["closed"][i]), holding=bool(g["holding"][i]),
                               object_distance=float(np.linalg.norm(g["toward"]["object"][i])),
+                              other_distance=float(np.linalg.norm(g["toward"]["other"][i])),
                               place_distance=float(np.linalg.norm(g["toward"]["place"][i])),
                               inside=bool(g["inside"][i]), edge=float(g["edge"][i]), cos=to,
                               policy_closes=bool(closes[i]), expert_closes=bool(ref_closes[i])))
-        state = step(state, act)
+        state = step(state, act if args.drive == "policy" else expert(state))
         done |= np.asarray(done_fn(state))
     table = []
     for phase in sorted({r[0] for r in rows}):
@@ -111,7 +114,8 @@ def closed_loop(args) -> dict:
                                   cos_median=round(float(np.median(sel[:, 1])), 2), speed=round(sel[:, 2].mean(), 2),
                                   policy_closes=round(sel[:, 3].mean(), 2), expert_closes=round(sel[:, 4].mean(), 2)))
     return {"success": float(done.mean()), "episodes": args.episodes, "by_phase_and_distance": table,
-            "far_reach": _far_reach(extra), "near_reach": _near_reach(extra), "carry": _carry(extra)}
+            "far_reach": _far_reach(extra), "near_reach": _near_reach(extra), "carry": _carry(extra),
+            "first_reach_other_nearer": _other_nearer(extra)}
 
 
 def subtask_probe(args) -> dict:
@@ -218,6 +222,14 @@ def _summary(rows: list[dict]) -> dict:
             "expert_closes": round(float(np.mean([r["expert_closes"] for r in rows])), 2)}
 
 
+def _other_nearer(extra: list[dict]) -> float:
+    """Of the empty-handed steps reaching the first object, the fraction in which the other task
+    object is nearer the gripper: there the slot-order label (go to the first object, fixed at
+    reset) contradicts the nearest-first rule the demonstrations show (h2r.world.tasks.expert_move)."""
+    rows = [r for r in extra if r["phase"] == 0 and not r["holding"]]
+    return round(float(np.mean([r["other_distance"] < r["object_distance"] for r in rows])), 3) if rows else float("nan")
+
+
 def _far_reach(extra: list[dict]) -> dict:
     """Reach phases farther than 0.4 from the object, split by the gripper's state."""
     far = [r for r in extra if r["phase"] % 2 == 0 and r["object_distance"] > 0.4]
@@ -293,6 +305,9 @@ def main() -> None:
     p.add_argument("--embodiment", default="trident_arm", help="keypoints: the robot of the reset states")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--oracle", action="store_true", help="subtask: the action expert acts on the true subtask")
+    p.add_argument("--drive", choices=("policy", "expert"), default="policy",
+                   help="closed-loop: who moves the arm; with 'expert' the policy is only asked, at the "
+                        "states the expert visits (open loop: covariate shift shows as the difference)")
     args = p.parse_args()
     args.episodes = args.episodes or {"closed-loop": 32, "train-seeds": 128, "subtask": 64}.get(args.probe, 256)
     probe = {"closed-loop": closed_loop, "train-seeds": train_seeds, "subtask": subtask_probe,

@@ -29,6 +29,16 @@ def _generate(args) -> int:
     return 0
 
 
+def _dagger(args) -> int:
+    from h2r.data import dagger  # noqa: PLC0415
+
+    block = dagger.aggregate(args.run, args.out, episodes=args.episodes, execute_steps=args.execute_steps,
+                             batch_size=args.batch_size, step=args.step, seed=args.seed, overwrite=args.overwrite)
+    print(f"wrote {args.out}: h2r_{block['embodiment']} + {block['added_episodes']} policy rollouts labelled by "
+          f"the expert (the policy succeeded in {block['rollout_success']:.3f} of them)")
+    return 0
+
+
 def _show(args) -> int:
     from h2r.data import show  # noqa: PLC0415
 
@@ -76,6 +86,24 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output directory (refused if it holds datasets)")
     p.add_argument("--overwrite", action="store_true", help="replace datasets already in --out")
     p.set_defaults(func=_generate, accepts_config_overrides=True)
+
+    p = sub.add_parser("dagger", help="add the expert's labels of a policy's own rollouts to its data",
+                       description="DAgger, one round: rolls run --run's policy out from each planned "
+                                   "training layout of its co-training role, labels every visited state with "
+                                   "the scripted expert's noise-free action, and writes --out: the run's data "
+                                   "with those episodes added to the robot's dataset (the other datasets "
+                                   "linked). Train on --out (e.g. --config.train.init_from=RUN).")
+    p.add_argument("--run", required=True, help="a co-training run directory (h2r train --workdir)")
+    p.add_argument("--out", required=True, help="output data directory (refused if it holds datasets)")
+    p.add_argument("--episodes", type=int, default=None,
+                   help="rollouts to add (default: one per planned training episode of the role)")
+    p.add_argument("--execute-steps", type=int, default=1,
+                   help="actions executed per predicted chunk before replanning (default 1, as h2r eval)")
+    p.add_argument("--batch-size", type=int, default=128, help="rollouts stepped together (default 128)")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
+    p.add_argument("--seed", type=int, default=0, help="the policy's sampling seed")
+    p.add_argument("--overwrite", action="store_true", help="replace datasets already in --out")
+    p.set_defaults(func=_dagger)
 
     p = sub.add_parser("show", help="draw a contact sheet of a dataset directory",
                        description="Draws frames of a few episodes per embodiment (both views, captioned "

@@ -112,6 +112,15 @@ def _rollout_batch(specs: EpisodeSpec, env_config: EnvConfig, render_chunk: int,
     s0, traj = _simulate(specs, env_config)
     traj = jax.tree_util.tree_map(lambda x: np.asarray(x)[:n], traj)
     s0 = jax.tree_util.tree_map(lambda x: np.asarray(x)[:n], s0)
+    return episodes_of_trajectories(s0, traj, env_config, render_chunk)
+
+
+def episodes_of_trajectories(s0, traj: dict, env_config: EnvConfig, render_chunk: int = 256) -> list[dict]:
+    """Episode dicts of a batch of simulated trajectories (numpy, [B, T] leaves: `state` before
+    each action, `command`, recorded `action`, `phase`, `success` after it, `ee_next`,
+    `camera_angle`, `proprio`; optionally `move`, the move each label works on, which then names
+    the subtask: tasks.subtask_of_move), cut `steps_after_success` after the first success; only the kept
+    steps are drawn. Expert rollouts and DAgger's policy rollouts (h2r.data.dagger) both end here."""
     lengths = episode_lengths(traj["success"], env_config.steps_after_success)
     # Draw only the kept steps.
     b_idx = np.concatenate([np.full(n, b) for b, n in enumerate(lengths)])
@@ -136,7 +145,8 @@ def _episode(b: int, s0, traj, length: int, images, wrists) -> dict:
         "state": traj["proprio"][b, :length, :embodiment.state_dim].astype(np.float32),
         "action": traj["action"][b, :length, :embodiment.action_dim].astype(np.float32),
         "phase": phase,
-        "subtask": [subtasks[min(p, len(subtasks) - 1)] for p in phase],
+        "subtask": ([tasks.subtask_of_move(first, int(m), int(p)) for m, p in zip(traj["move"][b, :length], phase)]
+                    if "move" in traj else [subtasks[min(p, len(subtasks) - 1)] for p in phase]),
         "reward": (is_last & success).astype(np.float32),
         "discount": np.ones(length, np.float32),
         "is_first": np.arange(length) == 0, "is_last": is_last, "is_terminal": is_last & success,

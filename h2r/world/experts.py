@@ -71,11 +71,12 @@ def _push_plan(state: State, obj, target):
     return jnp.where(in_position, push_goal, approach), in_position
 
 
-def plan(state: State):
-    """(desired grasp-point goal, close?, noise scale) of the scripted expert."""
-    k = jnp.minimum(tasks.current_move(state), MAX_MOVES - 1)
+def plan(state: State, nearest_move: bool = False):
+    """(desired grasp-point goal, close?, noise scale) of the scripted expert (`nearest_move`:
+    tasks.expert_move)."""
+    k = jnp.minimum(tasks.expert_move(state, nearest_move), MAX_MOVES - 1)
     obj = state.move_obj[k]
-    target = tasks.move_target(state)[k]
+    target = tasks.move_target(state)[tasks.placement_slot(state, k) if nearest_move else k]
     max_speed = dyn.emb(state, tb.EMB_MAX_SPEED)
     center, half = tasks.move_region(state)
     goal, close = _pick_place_plan(state, obj, target, center[k], half[k], max_speed)
@@ -105,11 +106,13 @@ def to_action(state: State, displacement, close):
     return jnp.concatenate([xy, grip[None]]).astype(jnp.float32)
 
 
-def expert_action(state: State, key, env_config: EnvConfig = EnvConfig(), noise_scale=None):
+def expert_action(state: State, key, env_config: EnvConfig = EnvConfig(), noise_scale=None,
+                  nearest_move: bool = False):
     """The noisy scripted expert's action, f32[ACTION_PAD], in the embodiment's action space.
-    `noise_scale` (a float or traced scalar) replaces env_config.expert_noise (DART's robots)."""
+    `noise_scale` (a float or traced scalar) replaces env_config.expert_noise (DART's robots);
+    `nearest_move` picks the move by tasks.expert_move's nearest-now rule (DAgger's labels)."""
     expert_noise = env_config.expert_noise if noise_scale is None else noise_scale
-    goal, close, plan_noise = plan(state)
+    goal, close, plan_noise = plan(state, nearest_move)
     gp = dyn.grasp_point(state)
     max_speed = dyn.emb(state, tb.EMB_MAX_SPEED)
     d = goal - gp

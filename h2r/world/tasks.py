@@ -45,6 +45,41 @@ def current_move(state: st.State):
     return jnp.where(jnp.all(done), jnp.sum(state.move_active), jnp.argmin(done)).astype(jnp.int32)
 
 
+def expert_move(state: st.State, nearest: bool = False):
+    """The move the scripted expert works on: the first unfinished one (slot order: the nearest
+    object at reset goes first, `state._nearest_first`). With `nearest`, while no moved object is
+    held, the unfinished move whose object is nearest the grasp point *now*, for tasks of
+    independent pick-and-place moves (stacking and pushing keep their order).
+
+    Why `nearest` (DAgger's labels, h2r.data.dagger): slot order is fixed at reset and a policy that
+    has wandered cannot see it; in 49 % of a tidy policy's own empty-handed first-reach steps the
+    other object was nearer (BUILD_NOTES, "Learning", session 18). The nearest-now rule is a
+    function of what the policy sees, and along the expert's own path it picks what slot order does.
+    """
+    k = current_move(state)
+    if not nearest:
+        return k
+    unfinished = state.move_active & ~moves_done(state)
+    holding = unfinished & (state.move_obj == state.held)
+    independent = jnp.all(~state.move_active | ((state.move_anchor < 0) & ~state.move_push))
+    dist = jnp.linalg.norm(state.obj_pos[state.move_obj] - dynamics.grasp_point(state), axis=-1)
+    pick = jnp.where(jnp.any(holding), jnp.argmax(holding), jnp.argmin(jnp.where(unfinished, dist, jnp.inf)))
+    return jnp.where(independent & jnp.any(unfinished), pick, k).astype(jnp.int32)
+
+
+def placement_slot(state: st.State, k):
+    """The move whose target the object of move k is put at under the nearest-move rule: the
+    n-th object placed in a region takes the n-th target of the moves sharing that region (slot
+    order), so the target, like the pick, is a function of what the policy sees (how many objects
+    already lie there), not of which slot the object was given at reset. Along the expert's own
+    path (moves in slot order) this is k itself."""
+    same = (state.move_active & jnp.all(state.move_center == state.move_center[k], -1)
+            & jnp.all(state.move_half == state.move_half[k], -1) & (state.move_anchor == state.move_anchor[k]))
+    placed = jnp.sum(same & moves_done(state))
+    rank = jnp.cumsum(same) - 1
+    return jnp.where(jnp.any(same & (rank == placed)), jnp.argmax(same & (rank == placed)), k).astype(jnp.int32)
+
+
 def phase(state: st.State):
     """2 * (moves done) while reaching the next object, + 1 while carrying (or pushing) one.
 
@@ -115,6 +150,19 @@ def subtasks_from_state(s) -> list[str]:
         texts.append(family.pick.format(obj=object_name(s, int(s.move_obj[k]))))
         texts.append(family.place.format(dest=dest_text(s, k)))
     return texts + [DONE_TEXT]
+
+
+def subtask_of_move(s, move: int, phase: int) -> str:
+    """Subtask text of move `move` in phase `phase` (reset state `s`, numpy): its pick while
+    reaching (even phase), its place while carrying, DONE_TEXT once every move is done. For the
+    expert in slot order this is `subtasks_from_state(s)[phase]`; DAgger's nearest-move labels
+    (`expert_move`) name the object the label goes to."""
+    family = cat.TASK_FAMILIES[int(s.spec.task_family)]
+    if phase >= 2 * int(np.sum(np.asarray(s.move_active))):
+        return DONE_TEXT
+    if phase % 2 == 0:
+        return family.pick.format(obj=object_name(s, int(s.move_obj[move])))
+    return family.place.format(dest=dest_text(s, move))
 
 
 def unbatch(state, i: int):
