@@ -158,6 +158,11 @@ def aggregate(run: str, out: str, *, episodes: int | None = None, execute_steps:
     planned = [e for e in evaluation.planned_episodes(data_config) if e.embodiment == robot]
     trained = [e for e in planned if e.setting == "target-robot" and e.target == config.data.target
                and e.split == "train"]
+    if episodes is not None and episodes < 1:
+        raise DataError(f"--episodes must be >= 1, got {episodes}")
+    if not trained:
+        raise DataError(f"{source_dir}: its plan has no training episodes of {robot} for "
+                        f"{config.data.target}:target-robot to start rollouts from")
     if episodes is not None:   # evenly spaced: the plan lists episodes combination by combination
         trained = [trained[i] for i in np.linspace(0, len(trained) - 1, min(episodes, len(trained))).astype(int)]
     tfds.disable_progress_bar()   # the Progress line has the ETA

@@ -47,7 +47,7 @@ def current_move(state: st.State):
 
 def expert_move(state: st.State, nearest: bool = False):
     """The move the scripted expert works on: the first unfinished one (slot order: the nearest
-    object at reset goes first, `state._nearest_first`). With `nearest`, while no moved object is
+    object at reset goes first: h2r.world.state._nearest_first). With `nearest`, while no moved object is
     held, the unfinished move whose object is nearest the grasp point *now*, for tasks of
     independent pick-and-place moves (stacking and pushing keep their order).
 
