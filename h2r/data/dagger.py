@@ -13,7 +13,7 @@ reached, and trains on those labels too.
 The labelling expert picks its next object by what the policy can see: the unfinished object
 nearest the gripper now, put at the next free slot of its region (`tasks.expert_move(nearest=True)`,
 `tasks.placement_slot`). The world's expert takes objects in slot order, fixed at reset; along its
-own path that is the same choice, but off it (half of a cloned policy's first-reach steps) a
+own path that is the same choice, but off it (in 43 % of a cloned policy's first-reach steps) a
 slot-order label says "go to the farther object", contradicts the demonstrations, and training on
 it lost 0.16 success where the nearest-now labels gained 0.06 (session 18, m2 and m6).
 

@@ -52,7 +52,7 @@ def expert_move(state: st.State, nearest: bool = False):
     independent pick-and-place moves (stacking and pushing keep their order).
 
     Why `nearest` (DAgger's labels, h2r.data.dagger): slot order is fixed at reset and a policy that
-    has wandered cannot see it; in 49 % of a tidy policy's own empty-handed first-reach steps the
+    has wandered cannot see it; in 43 % of a tidy policy's own empty-handed first-reach steps the
     other object was nearer (BUILD_NOTES, "Learning", session 18). The nearest-now rule is a
     function of what the policy sees, and along the expert's own path it picks what slot order does.
     """
