@@ -18,6 +18,7 @@ compilation.
 
     .venv/bin/python benchmarks/learning.py                       # (a) and (b), about 50 minutes
     .venv/bin/python benchmarks/learning.py --parts a --settings sort_eggs --steps 2000,4000
+    .venv/bin/python benchmarks/learning.py --parts a --settings tidy_new_scenes --steps 6000 --dagger 3000
 """
 from __future__ import annotations
 
