@@ -15,7 +15,8 @@ nearest the gripper now, put at the next free slot of its region (`tasks.expert_
 `tasks.placement_slot`). The world's expert takes objects in slot order, fixed at reset; along its
 own path that is the same choice, but off it (in 43 % of a cloned policy's first-reach steps) a
 slot-order label says "go to the farther object", contradicts the demonstrations, and training on
-it lost 0.16 success where the nearest-now labels gained 0.06 (session 18, m2 and m6).
+it cost tidy 0.16 success; with the nearest-now labels one round changed tidy by +0.06 / +0.02 on
+two training seeds and bussing by -0.05: no gain (session 18, m2, m6-m8).
 
 What it writes: OUT is the run's data directory with the run's robot dataset rewritten to hold,
 besides every planned episode, one policy rollout per planned training episode of the run's

@@ -136,8 +136,9 @@ def _episode(b: int, s0, traj, length: int, images, wrists) -> dict:
     first = jax.tree_util.tree_map(lambda x: x[b], s0)
     spec = first.spec
     embodiment = cat.EMBODIMENTS[int(spec.embodiment)]
-    subtasks = tasks.subtasks_from_state(first)
     phase = traj["phase"][b, :length].astype(np.int32)
+    # The move each label works on: the expert's in slot order (phase // 2) unless recorded (DAgger).
+    move = traj["move"][b, :length] if "move" in traj else phase // 2
     success = bool(traj["success"][b, length - 1])
     is_last = np.arange(length) == length - 1
     return {
@@ -145,8 +146,7 @@ def _episode(b: int, s0, traj, length: int, images, wrists) -> dict:
         "state": traj["proprio"][b, :length, :embodiment.state_dim].astype(np.float32),
         "action": traj["action"][b, :length, :embodiment.action_dim].astype(np.float32),
         "phase": phase,
-        "subtask": ([tasks.subtask_of_move(first, int(m), int(p)) for m, p in zip(traj["move"][b, :length], phase)]
-                    if "move" in traj else [subtasks[min(p, len(subtasks) - 1)] for p in phase]),
+        "subtask": [tasks.subtask_of_move(first, int(m), int(p)) for m, p in zip(move, phase)],
         "reward": (is_last & success).astype(np.float32),
         "discount": np.ones(length, np.float32),
         "is_first": np.arange(length) == 0, "is_last": is_last, "is_terminal": is_last & success,

@@ -143,19 +143,14 @@ def instruction_from_state(s) -> str:
 
 
 def subtasks_from_state(s) -> list[str]:
-    """Subtask text of every phase 0 .. 2*num_moves (the last is DONE_TEXT)."""
-    family = cat.TASK_FAMILIES[int(s.spec.task_family)]
-    texts = []
-    for k in range(int(np.sum(np.asarray(s.move_active)))):
-        texts.append(family.pick.format(obj=object_name(s, int(s.move_obj[k]))))
-        texts.append(family.place.format(dest=dest_text(s, k)))
-    return texts + [DONE_TEXT]
+    """Subtask text of every phase 0 .. 2*num_moves (the last is DONE_TEXT), moves in slot order."""
+    return [subtask_of_move(s, p // 2, p) for p in range(num_phases(s))]
 
 
 def subtask_of_move(s, move: int, phase: int) -> str:
     """Subtask text of move `move` in phase `phase` (reset state `s`, numpy): its pick while
-    reaching (even phase), its place while carrying, DONE_TEXT once every move is done. For the
-    expert in slot order this is `subtasks_from_state(s)[phase]`; DAgger's nearest-move labels
+    reaching (even phase), its place while carrying, DONE_TEXT once every move is done. The expert
+    in slot order works on move phase // 2 (`subtasks_from_state`); DAgger's nearest-move labels
     (`expert_move`) name the object the label goes to."""
     family = cat.TASK_FAMILIES[int(s.spec.task_family)]
     if phase >= 2 * int(np.sum(np.asarray(s.move_active))):
