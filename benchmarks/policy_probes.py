@@ -1,4 +1,4 @@
-"""Why does a policy fail? Two probes of a trained run (BUILD_NOTES.md, "Learning: what mattered").
+"""Why does a policy fail? Probes of a trained run (BUILD_NOTES.md, "Learning: what mattered").
 
 closed-loop  Drives the world with the policy (replanning every step) and, at every visited state,
              compares the policy's first action with the scripted expert's noise-free action in
@@ -31,11 +31,18 @@ keypoints    Linear probe from the head/wrist keypoints (model.keypoints > 0) to
              best single keypoint and of all of them, for the first two task objects (eggs by
              colour, white then brown; other families in the order the expert moves them) and the
              effector. R^2 near 0: the stem does not track it.
+first-move   At the reset state only: the policy's first commanded move against the expert's on many
+             layouts (--layouts unseen or train), by the angle between the first two task objects
+             and by the number of distractors, with where the policy heads on the arc from the
+             first object (0) to the second (1). Wrong first moves on the run's own training
+             layouts are not covariate shift (nothing has drifted yet); a median near 0.5 is a
+             policy averaging two targets (BUILD_NOTES.md, "Learning", session 19).
 
     .venv/bin/python benchmarks/policy_probes.py closed-loop --workdir RUN --setting sort_eggs:target-robot
     .venv/bin/python benchmarks/policy_probes.py train-seeds --workdir RUN --setting sort_eggs:target-robot --episodes 128
     .venv/bin/python benchmarks/policy_probes.py subtask --workdir RUN --setting tidy_new_scenes:target-robot [--oracle]
     .venv/bin/python benchmarks/policy_probes.py keypoints --workdir RUN --scene green_felt
+    .venv/bin/python benchmarks/policy_probes.py first-move --workdir RUN --setting tidy_new_scenes:target-robot --layouts train
     .venv/bin/python benchmarks/policy_probes.py keypoints --workdir RUN --family tidy --embodiment jaw_arm \
         --scene oak_kitchen,white_lab,green_felt,checker_cafe,steel_bench,pine_workshop
 """
@@ -55,7 +62,7 @@ from h2r.eval import rollout
 from h2r.eval import success as evaluation
 from h2r.world import catalogue, dynamics, experts, tasks
 from h2r.world import env as world
-from h2r.world.config import ACTION_PAD, make_specs
+from h2r.world.config import ACTION_PAD, NUM_TASK_OBJECTS, make_specs
 
 DISTANCE_BINS = (0.0, 0.05, 0.1, 0.2, 0.4, 2.0)
 
@@ -170,19 +177,32 @@ def subtask_probe(args) -> dict:
             "by_phase": by_phase}
 
 
+def _training_episodes(config, es, n: int) -> list:
+    """n of the run's planned training episodes of the setting's role and robot, evenly spaced (the
+    plan lists episodes combination by combination: one scene first)."""
+    role, target = ("pretrain", "") if es.role == evaluation.PRETRAIN else (es.role, es.setting)
+    trained = [e for e in evaluation.planned_episodes(evaluation.data_config_of_run(config))
+               if e.embodiment == es.embodiment and e.setting == role and e.target == target and e.split == "train"]
+    if not trained:
+        raise SystemExit(f"the run's data planned no training episodes of {es.embodiment} for {es.name}")
+    return [trained[i] for i in np.linspace(0, len(trained) - 1, min(n, len(trained))).astype(int)]
+
+
+def _specs_of(episodes: list, embodiment: str):
+    return make_specs([e.scene for e in episodes], [e.task_family for e in episodes], embodiment,
+                      np.array([e.seed for e in episodes], np.int64), [e.variant for e in episodes])
+
+
+def _training_specs(config, es, n: int):
+    return _specs_of(_training_episodes(config, es, n), es.embodiment)
+
+
 def train_seeds(args) -> dict:
     config, _, policy = _run(args.workdir, args.step)
     data_config = evaluation.data_config_of_run(config)
     es = evaluation.parse_setting(args.setting, data_config=data_config)
-    role, target = ("pretrain", "") if es.role == evaluation.PRETRAIN else (es.role, es.setting)
-    trained = [e for e in evaluation.planned_episodes(data_config)
-               if e.embodiment == es.embodiment and e.setting == role and e.target == target and e.split == "train"]
-    if not trained:
-        raise SystemExit(f"{args.workdir}: its data planned no training episodes of {es.embodiment} for {args.setting}")
-    # Evenly spaced: the plan lists episodes combination by combination (one scene first).
-    trained = [trained[i] for i in np.linspace(0, len(trained) - 1, min(args.episodes, len(trained))).astype(int)]
-    specs = make_specs([e.scene for e in trained], [e.task_family for e in trained], es.embodiment,
-                       np.array([e.seed for e in trained], np.int64), [e.variant for e in trained])
+    trained = _training_episodes(config, es, args.episodes)
+    specs = _specs_of(trained, es.embodiment)
     combos = [(e.scene, e.task_family, e.variant) for e in trained]
     options = dict(env_config=evaluation.evaluation_world(data_config), seed=args.seed, record=0,
                    tokenize=policy.tokenize)
@@ -192,6 +212,60 @@ def train_seeds(args) -> dict:
                                                      excluded_seeds=evaluation.trained_seeds(config, es.embodiment))[0]}
     return {name: {"success": r["success_rate"], "episodes": r["episodes"], "ci95": r["ci95"],
                    "breakdown": evaluation.format_breakdown(r["failure_breakdown"])} for name, r in results.items()}
+
+
+def first_move(args) -> dict:
+    """The policy's first commanded move at the reset state against the expert's, over many layouts
+    (one observation each: cheap), split by what the layout holds: the number of distractors and the
+    angle, seen from the gripper, between the first two task objects. `toward_second` places the
+    policy's direction on the arc from the first object (0) to the second (1): a policy that averages
+    the two targets sits near 0.5."""
+    config, env_config, policy = _run(args.workdir, args.step)
+    es = evaluation.parse_setting(args.setting, data_config=evaluation.data_config_of_run(config))
+    if args.layouts == "train":
+        specs = _training_specs(config, es, args.episodes)
+    else:
+        specs, _ = evaluation.episode_specs(es, args.episodes, args.seed,
+                                            evaluation.trained_seeds(config, es.embodiment))
+    env = rollout.world_env(env_config)
+    state = jax.tree.map(jnp.asarray, rollout.reset_states(env, specs))
+    obs = {**jax.jit(jax.vmap(env.observe))(state), "instruction": policy.tokenize(evaluation.instructions(jax.device_get(state)))}
+    act = policy.act(obs, jax.random.key(args.seed), es.embodiment)[:, 0]
+    act = jnp.pad(act, ((0, 0), (0, ACTION_PAD - act.shape[-1])))
+    clean = dataclasses.replace(env_config, expert_noise=0.0)
+    expert = jax.vmap(lambda s: world.expert_action(s, jax.random.key(0), clean))
+    command = jax.jit(jax.vmap(_command))
+    move, ref = (np.asarray(command(state, a)[0]) for a in (act, expert(state)))
+    s = jax.device_get(state)
+    gp = np.asarray(jax.vmap(dynamics.grasp_point)(state))
+    first = s.obj_pos[np.arange(len(gp)), s.move_obj[:, 0]] - gp
+    second = s.obj_pos[np.arange(len(gp)), s.move_obj[:, 1]] - gp
+    cos = _cos(move, ref)
+    heading = np.arctan2(move[:, 1], move[:, 0])
+    a1, a2 = np.arctan2(first[:, 1], first[:, 0]), np.arctan2(second[:, 1], second[:, 0])
+    between = _wrap(a2 - a1)                                  # signed angle first -> second
+    toward_second = _wrap(heading - a1) / np.where(np.abs(between) > 1e-6, between, 1e-6)
+    separation = np.degrees(np.abs(between))
+    distractors = np.sum(s.obj_active[:, NUM_TASK_OBJECTS:], axis=1)
+
+    def stats(sel):
+        c = cos[sel]
+        return {"layouts": int(sel.sum()), "cos_below_0.9": round(float(np.mean(c < 0.9)), 3),
+                "cos_below_0": round(float(np.mean(c < 0)), 3), "cos_median": round(float(np.median(c)), 2),
+                "toward_second_median": round(float(np.median(toward_second[sel])), 2)} if sel.any() else {"layouts": 0}
+
+    return {"layouts": args.layouts, "all": stats(np.ones(len(cos), bool)),
+            "by_separation_deg": {f"{lo}-{hi}": stats((separation >= lo) & (separation < hi))
+                                  for lo, hi in ((0, 30), (30, 60), (60, 120), (120, 181))},
+            "by_distractors": {int(n): stats(distractors == n) for n in np.unique(distractors)}}
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-9)
+
+
+def _wrap(angle: np.ndarray) -> np.ndarray:
+    return (angle + np.pi) % (2 * np.pi) - np.pi
 
 
 def _command(s, action):
@@ -293,7 +367,7 @@ def _r2(x: np.ndarray, y: np.ndarray) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("probe", choices=("closed-loop", "train-seeds", "subtask", "keypoints"))
+    p.add_argument("probe", choices=("closed-loop", "train-seeds", "subtask", "keypoints", "first-move"))
     p.add_argument("--workdir", required=True, help="a training run directory (h2r train --workdir)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
     p.add_argument("--setting", default="sort_eggs:target-robot", help="closed-loop, train-seeds, subtask: an h2r eval setting")
@@ -308,10 +382,12 @@ def main() -> None:
     p.add_argument("--drive", choices=("policy", "expert"), default="policy",
                    help="closed-loop: who moves the arm; with 'expert' the policy is only asked, at the "
                         "states the expert visits (open loop: covariate shift shows as the difference)")
+    p.add_argument("--layouts", choices=("unseen", "train"), default="unseen",
+                   help="first-move: unseen layouts (h2r eval's episodes) or the run's own training layouts")
     args = p.parse_args()
     args.episodes = args.episodes or {"closed-loop": 32, "train-seeds": 128, "subtask": 64}.get(args.probe, 256)
     probe = {"closed-loop": closed_loop, "train-seeds": train_seeds, "subtask": subtask_probe,
-             "keypoints": keypoint_probe}[args.probe]
+             "keypoints": keypoint_probe, "first-move": first_move}[args.probe]
     print(json.dumps(probe(args), indent=1))
 
 

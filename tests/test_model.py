@@ -246,3 +246,35 @@ def test_summary_token_is_one_more_observation_token_and_needs_keypoints():
     assert prefix_with.shape[1] == prefix_without.shape[1] + 1
     with pytest.raises(ValueError, match="summary_mlp_dim > 0 needs keypoint tokens"):
         VLA(_config(keypoints=0, subgoal_loss_weight=0.0), rngs=nnx.Rngs(0))
+
+
+def test_windowed_keypoints_keep_two_alike_objects_apart():
+    """One softmax over the image puts a channel that fires on two alike objects at their midpoint;
+    per window each object keeps its own position, with the window's share of the mass."""
+    from h2r.model import keypoints
+    R = 32
+    logits = np.full((1, R, R, 1), -30.0, np.float32)
+    logits[0, 4, 6, 0] = logits[0, 25, 20, 0] = 0.0            # top-left and bottom-right windows
+    grid = keypoints._pixel_grid(R).reshape(R, R, 2)
+    points, whole = keypoints.readout(jnp.asarray(logits), 1)
+    np.testing.assert_allclose(points[0, 0], (grid[4, 6] + grid[25, 20]) / 2, atol=1e-5)   # the midpoint
+    np.testing.assert_allclose(whole, points.reshape(1, -1))
+    _, features = keypoints.readout(jnp.asarray(logits), 2)
+    assert features.shape == (1, 2 + 3 * 4)
+    windows = np.asarray(features[0, 2:]).reshape(2, 2, 3)      # (row window, col window, (row, col, mass))
+    np.testing.assert_allclose(windows[0, 0], [*grid[4, 6], 0.5], atol=1e-5)
+    np.testing.assert_allclose(windows[1, 1], [*grid[25, 20], 0.5], atol=1e-5)
+    np.testing.assert_allclose(windows[0, 1, 2] + windows[1, 0, 2], 0.0, atol=1e-5)
+    with pytest.raises(ValueError, match="keypoint_windows=3 does not divide the image size 32"):
+        keypoints.readout(jnp.asarray(logits), 3)
+
+
+def test_windowed_keypoints_feed_the_summary_token_and_the_subgoal_head():
+    config = _config(keypoint_windows=2)
+    model = VLA(config, rngs=nnx.Rngs(0))
+    features = 2 * config.keypoints + 3 * 4 * config.keypoints
+    assert model.summary_in.kernel.shape[0] == 2 * features + config.max_state_dim
+    assert model.subgoal_hidden.kernel.shape[0] == 2 * features + config.width
+    batch = _batch(config)
+    grads = nnx.jit(lambda m, b: nnx.grad(lambda m: m.compute_loss(b, jax.random.key(0))[0])(m))(model, batch)
+    assert float(jnp.abs(grads.to_pure_dict()["keypoint_stem"]["kernel2"]).sum()) > 0.0

@@ -72,6 +72,9 @@ def model_config(size: str = "tiny") -> ml_collections.ConfigDict:
         keypoint_channels=16,
         keypoint_layers=1,           # hidden 3x3 convs before the keypoint conv (receptive field 3 + 2 per layer)
         keypoint_temperature=10.0,   # initial softmax sharpness (learned per channel)
+        # The summary token and the subgoal head also read each channel's softmax within each of
+        # W x W windows (KeypointStem.readout), 1 = whole image only. Must divide image_size.
+        keypoint_windows=1,
         # Observation-summary token (h2r/model/vla.py): hidden width of an MLP over all keypoints and
         # the proprio that adds one token to the prefix, 0 = off. Needs keypoints.
         summary_mlp_dim=0,

@@ -19,6 +19,33 @@ from h2r.model.conv_stem import conv2d, conv_params
 from h2r.model.layers import Dense, param
 
 
+def _expected_position(logits: jax.Array) -> jax.Array:
+    """logits [B, R, R, K] -> each channel's softmax-expected (row, col), [B, K, 2] in [-1, 1]."""
+    B, R, _, K = logits.shape
+    prob = jax.nn.softmax(logits.reshape(B, R * R, K), axis=1)
+    return jnp.einsum("bnk,nc->bkc", prob, _pixel_grid(R))
+
+
+def readout(logits: jax.Array, windows: int) -> tuple[jax.Array, jax.Array]:
+    """logits [B, R, R, K] -> (keypoints [B, K, 2], features [B, F]); see KeypointStem.readout."""
+    points = _expected_position(logits)
+    B, R, _, K = logits.shape
+    if windows == 1:
+        return points, points.reshape(B, -1)
+    W = windows
+    if R % W:
+        raise ValueError(f"model.keypoint_windows={W} does not divide the image size {R}")
+    n = R // W
+    # [B, W, W, n*n, K]: each window's pixels together.
+    win = logits.reshape(B, W, n, W, n, K).transpose(0, 1, 3, 2, 4, 5).reshape(B, W, W, n * n, K)
+    grid = _pixel_grid(R).reshape(W, n, W, n, 2).transpose(0, 2, 1, 3, 4).reshape(W, W, n * n, 2)
+    where = jnp.einsum("bijnk,ijnc->bijkc", jax.nn.softmax(win, axis=3), grid)   # [B, W, W, K, 2]
+    lse = jax.nn.logsumexp(win, axis=3)                                            # [B, W, W, K]
+    mass = jnp.exp(lse - jax.nn.logsumexp(lse, axis=(1, 2), keepdims=True))       # the window's share
+    windowed = jnp.concatenate([where, mass[..., None]], -1).reshape(B, -1)
+    return points, jnp.concatenate([points.reshape(B, -1), windowed], -1)
+
+
 def _pixel_grid(size: int) -> np.ndarray:
     """(row, col) of each pixel center in [-1, 1], f32 [size * size, 2] (a trace-time constant)."""
     u = (np.arange(size) + 0.5) / size * 2 - 1
@@ -29,7 +56,7 @@ class KeypointStem(nnx.Module):
     """images uint8 [B, R, R, 3] -> `num_keypoints` tokens [B, K, width], one (x, y) each."""
 
     def __init__(self, channels: int, num_keypoints: int, width: int, *, temperature: float = 10.0,
-                 hidden_layers: int = 1, rngs: nnx.Rngs, dtype=jnp.float32):
+                 hidden_layers: int = 1, windows: int = 1, rngs: nnx.Rngs, dtype=jnp.float32):
         if hidden_layers < 1:
             raise ValueError(f"model.keypoint_layers={hidden_layers}: expected >= 1")
         self.kernel1, self.bias1 = conv_params(rngs, 3, channels)
@@ -45,23 +72,41 @@ class KeypointStem(nnx.Module):
         self.proj = Dense((2,), (width,), ("state", "embed"), rngs=rngs, dtype=dtype)
         self.channel_embed = param(rngs, nnx.initializers.normal(0.02), (num_keypoints, width), ("seq", "embed"))
         self.dtype = dtype
+        self.windows = windows
         # Further hidden convs (model.keypoint_layers > 1) widen the receptive field (5 px with one):
         # an egg with its rim is 3-4 px, a checker corner or a wood grain looks alike at 5 px.
         # Made last so a one-layer stem draws exactly the initialization it always drew.
         self.hidden = nnx.List([nnx.Dict(zip(("kernel", "bias"), conv_params(rngs, channels, channels)))
                                 for _ in range(hidden_layers - 1)])
 
-    def keypoints(self, images: jax.Array) -> jax.Array:
-        """Expected (row, col) of each channel's softmax, f32 [B, K, 2] in [-1, 1]."""
+    def _logits(self, images: jax.Array) -> jax.Array:
+        """Per-pixel keypoint logits, f32 [B, R, R, K] (temperature applied)."""
         x = images.astype(jnp.float32) / 127.5 - 1.0
         h = jax.nn.relu(conv2d(x, self.kernel1[...], self.bias1[...]))
         for layer in self.hidden:
             h = jax.nn.relu(conv2d(h, layer["kernel"][...], layer["bias"][...]))
-        h = conv2d(h, self.kernel2[...], None)
-        B, R, _, K = h.shape
-        logits = h.reshape(B, R * R, K) * jnp.exp(self.log_temperature[...])
-        prob = jax.nn.softmax(logits, axis=1)
-        return jnp.einsum("bnk,nc->bkc", prob, _pixel_grid(R))
+        return conv2d(h, self.kernel2[...], None) * jnp.exp(self.log_temperature[...])
+
+    def keypoints(self, images: jax.Array) -> jax.Array:
+        """Expected (row, col) of each channel's softmax, f32 [B, K, 2] in [-1, 1]."""
+        return _expected_position(self._logits(images))
+
+    def readout(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(keypoints [B, K, 2], features [B, F]): the features are the keypoints flattened and, with
+        `windows` W > 1, each channel's softmax taken again within each of W x W image windows:
+        its expected position there and the share of the channel's mass the window holds
+        (F = 2K + 3 W^2 K).
+
+        Why: one softmax over the whole image puts a channel that fires on two alike objects (two
+        items to put away) at their midpoint. The tidy policy's first move pointed halfway between
+        the two items (median fraction 0.5 of the angle between them; off by more than 25 degrees
+        in half its own training layouts), while with one item left it was precise (BUILD_NOTES.md,
+        "Learning", session 19). Per window the two objects get a position each.
+        """
+        return readout(self._logits(images), self.windows)
+
+    def feature_dim(self, num_keypoints: int) -> int:
+        return 2 * num_keypoints + (3 * self.windows ** 2 * num_keypoints if self.windows > 1 else 0)
 
     def tokens(self, keypoints: jax.Array) -> jax.Array:
         """[B, K, 2] keypoints -> [B, K, width] tokens."""

@@ -91,8 +91,11 @@ class VLA(nnx.Module):
         # Optional: keypoint tokens per view (h2r/model/keypoints.py), shared by both views.
         self.keypoint_stem = (KeypointStem(c.keypoint_channels, c.keypoints, D, rngs=rngs, dtype=dtype,
                                            temperature=c.get("keypoint_temperature", 10.0),
-                                           hidden_layers=c.get("keypoint_layers", 1))
+                                           hidden_layers=c.get("keypoint_layers", 1),
+                                           windows=c.get("keypoint_windows", 1))
                               if c.get("keypoints", 0) else None)
+        # Per view, what the summary token and the subgoal head read of the keypoint stem.
+        features = self.keypoint_stem.feature_dim(c.keypoints) if self.keypoint_stem is not None else 0
         # Optional: the observation-summary token (model.summary_mlp_dim > 0), an MLP over every
         # keypoint of both views and the proprio. Why: the keypoints say where the objects are, but
         # a 2-layer, 64-wide transformer did not learn to relate 32 separate keypoint tokens to the
@@ -102,7 +105,7 @@ class VLA(nnx.Module):
         if c.get("summary_mlp_dim", 0):
             if not c.get("keypoints", 0):
                 raise ValueError("model.summary_mlp_dim > 0 needs keypoint tokens (model.keypoints > 0)")
-            self.summary_in = Dense((4 * c.keypoints + c.max_state_dim,), (c.summary_mlp_dim,), ("state", "mlp"),
+            self.summary_in = Dense((2 * features + c.max_state_dim,), (c.summary_mlp_dim,), ("state", "mlp"),
                                     rngs=rngs, dtype=dtype)
             self.summary_out = Dense((c.summary_mlp_dim,), (D,), ("mlp", "embed"), rngs=rngs, dtype=dtype)
         else:
@@ -136,7 +139,7 @@ class VLA(nnx.Module):
         if c.get("subgoal_loss_weight", 0.0) > 0:
             if not c.get("keypoints", 0):
                 raise ValueError("model.subgoal_loss_weight > 0 needs keypoint tokens (model.keypoints > 0)")
-            self.subgoal_hidden = Dense((4 * c.keypoints + D,), (D,), ("mlp", "embed"), rngs=rngs, dtype=dtype)
+            self.subgoal_hidden = Dense((2 * features + D,), (D,), ("mlp", "embed"), rngs=rngs, dtype=dtype)
             # Which subgoal (0 = the current subtask's end, 1 = the next one's, ...): the pipeline
             # decides how many (h2r/data/pipeline.py SUBGOALS, at most MAX_SUBGOALS).
             self.subgoal_embed = param(rngs, pos_init, (MAX_SUBGOALS, D), ("seq", "embed"))
@@ -173,17 +176,17 @@ class VLA(nnx.Module):
     def _keypoint_tokens(self, keypoints: jax.Array, view: int) -> jax.Array:
         return self.keypoint_stem.tokens(keypoints) + self.view_embed[view].astype(self.dtype)
 
-    def _keypoints(self, obs) -> tuple[jax.Array, jax.Array] | None:
-        """Keypoints [B, K, 2] of the head and wrist views (None without a keypoint stem)."""
+    def _keypoints(self, obs):
+        """Per view (head, wrist): (keypoints [B, K, 2], features [B, F]) (KeypointStem.readout);
+        None without a keypoint stem."""
         if self.keypoint_stem is None:
             return None
-        return self.keypoint_stem.keypoints(obs["image"]), self.keypoint_stem.keypoints(obs["wrist_image"])
+        return self.keypoint_stem.readout(obs["image"]), self.keypoint_stem.readout(obs["wrist_image"])
 
     def _summary_token(self, head, wrist, image_mask, state) -> jax.Array:
-        """The observation-summary token [B, 1, D]: MLP(keypoints of both views, proprio); a missing
-        view's keypoints are zeroed (they would be the stem's reading of a blank image)."""
-        B = state.shape[0]
-        views = [kp.reshape(B, -1) * image_mask[:, v:v + 1] for v, kp in enumerate((head, wrist))]
+        """The observation-summary token [B, 1, D]: MLP(keypoint features of both views, proprio); a
+        missing view's features are zeroed (they would be the stem's reading of a blank image)."""
+        views = [features * image_mask[:, v:v + 1] for v, features in enumerate((head, wrist))]
         features = jnp.concatenate([*views, state.astype(jnp.float32)], -1)
         return self.summary_out(jax.nn.gelu(self.summary_in(features)))[:, None, :]
 
@@ -212,11 +215,12 @@ class VLA(nnx.Module):
         ]
         if self.keypoint_stem is not None:
             K = c.keypoints
-            head, wrist = keypoints or self._keypoints(obs)
+            (head, head_features), (wrist, wrist_features) = keypoints or self._keypoints(obs)
             parts += [(self._keypoint_tokens(head, 0), jnp.broadcast_to(image_mask[:, :1], (B, K)), OBS),
                       (self._keypoint_tokens(wrist, 1), jnp.broadcast_to(image_mask[:, 1:2], (B, K)), OBS)]
             if self.summary_in is not None:
-                parts.append((self._summary_token(head, wrist, image_mask, state), jnp.ones((B, 1), bool), OBS))
+                parts.append((self._summary_token(head_features, wrist_features, image_mask, state),
+                              jnp.ones((B, 1), bool), OBS))
         parts += [
             (self._text(obs["instruction"], self.text_pos[...]), obs["instruction"] != 0, OBS),
             # The proprio token is always a valid key, so no attention row is ever empty.
@@ -319,8 +323,7 @@ class VLA(nnx.Module):
     def _add_subgoal_loss(self, batch, keypoints, loss, metrics):
         """Masked MSE of the subgoal head against the hindsight subgoal (normalized proprio), on
         samples with a proprio (robots), weighted like their action loss."""
-        B = batch["image"].shape[0]
-        views = [k.reshape(B, -1) for k in keypoints]
+        views = [features for _, features in keypoints]
         tokens = batch["subtask"]
         valid = (tokens != 0).astype(jnp.float32)[..., None]
         subtask = jnp.sum(self._text(tokens, 0.0) * valid, 1) / jnp.maximum(jnp.sum(valid, 1), 1.0)
