@@ -1,6 +1,7 @@
 """Closed-loop rollouts in the world: the scripted expert succeeds, a random policy does not."""
 import dataclasses
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -80,3 +81,27 @@ def test_unknown_setting_is_a_clear_error():
         success.parse_setting("sort_egg")
     with pytest.raises(DataError, match="target-robot"):
         success.parse_setting("sort_eggs:pretrain")
+
+
+@pytest.mark.parametrize("m", [0.0, 0.5, -40.0])
+def test_temporal_ensembling_executes_the_weighted_mean_of_every_prediction_for_the_step(m):
+    """Chunk s predicts 10 s + j for step s + j: the action executed at step t must be the mean of
+    the predictions made for t at steps t-H+1..t, weighted exp(m * age); -40 is plain replanning."""
+    H, B = 3, 2
+    c = dict(pending=jnp.zeros((B, H, 1)), pending_weight=jnp.zeros(H))
+    for t in range(6):
+        chunk = jnp.broadcast_to((10.0 * t + jnp.arange(H, dtype=jnp.float32))[None, :, None], (B, H, 1))
+        now, c = rollout._ensembled(chunk, c, m)
+        made = np.arange(max(0, t - H + 1), t + 1)            # the steps whose chunk predicts step t
+        age = t - made
+        expected = np.sum(np.exp(m * age) * (10.0 * made + age)) / np.sum(np.exp(m * age))
+        assert now.shape == (B, 1, 1)
+        np.testing.assert_allclose(np.asarray(now)[:, 0, 0], expected, rtol=1e-5)
+    if m == -40.0:
+        np.testing.assert_allclose(np.asarray(now)[:, 0, 0], 50.0, rtol=1e-5)
+
+
+def test_temporal_ensembling_needs_one_executed_step_per_plan():
+    env = rollout.world_env(ENV)
+    with pytest.raises(ValueError, match="execute_steps must be 1"):
+        rollout.make_rollout(env, lambda *a: None, max_steps=4, execute_steps=2, ensemble=0.0)

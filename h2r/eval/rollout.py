@@ -74,6 +74,21 @@ def _select(done, old, new):
     return jax.tree.map(pick, old, new)
 
 
+def _ensembled(chunk, c, m: float):
+    """Adds `chunk` [B, H, A] to the running sums (its j-th action will be j steps old when executed:
+    weight exp(m j)); returns the mean for this step as a one-action chunk, and the sums moved on a step."""
+    weight = jnp.exp(m * jnp.arange(chunk.shape[1], dtype=jnp.float32))
+    pending = c["pending"] + weight[None, :, None] * chunk
+    pending_weight = c["pending_weight"] + weight
+    now = pending[:, :1] / pending_weight[0]
+
+    def shift(x, axis):   # drop step t, open an empty slot for step t+H
+        return jnp.concatenate([jax.lax.slice_in_dim(x, 1, None, axis=axis),
+                                jnp.zeros_like(jax.lax.slice_in_dim(x, 0, 1, axis=axis))], axis)
+
+    return now, dict(c, pending=shift(pending, 1), pending_weight=shift(pending_weight, 0))
+
+
 def _head(state, n):
     """The first n episodes of a batched state."""
     return jax.tree.map(lambda x: x[:n], state)
@@ -103,7 +118,7 @@ def reset_states(env: Env, specs) -> Any:
 # Cached: the same (env, controller, sizes) reuses its compiled program within a process.
 @functools.lru_cache(maxsize=16)
 def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_steps: int,
-                 record: int = 4) -> Callable:
+                 record: int = 4, ensemble: float | None = None) -> Callable:
     """Returns a jitted `run(params, states, extra_obs, rng) -> dict of arrays` over a batch of
     episodes starting from `states` (from `reset_states`: the caller needs the reset states to
     write instructions, and the world's reset compiles once, apart from the loop).
@@ -111,9 +126,16 @@ def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_st
     `extra_obs` (e.g. tokenized instructions, one row per episode) is merged into every
     observation the controller sees. `execute_steps` actions of each chunk are executed before
     replanning (clipped to the chunk length the controller returns).
+
+    `ensemble` (temporal ensembling, ACT: Zhao et al. 2023): replan every step and execute, for
+    step t, the weighted mean of every prediction made for t by the chunks of steps t-H+1..t, a
+    prediction that will be `a` steps old when executed weighted exp(ensemble * a) (ACT's m: 0 is
+    a plain mean, > 0 trusts older predictions more, a large negative value is plain replanning).
     """
     if max_steps < 1 or execute_steps < 1:
         raise ValueError(f"max_steps ({max_steps}) and execute_steps ({execute_steps}) must be >= 1")
+    if ensemble is not None and execute_steps != 1:
+        raise ValueError(f"temporal ensembling replans every step: execute_steps must be 1, got {execute_steps}")
     step = jax.vmap(env.step)
     observe, success, phase = jax.vmap(env.observe), jax.vmap(env.success), jax.vmap(env.phase)
     num_phases = jax.vmap(env.num_phases)
@@ -124,6 +146,9 @@ def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_st
         carry = dict(state=state, rng=rng, t=jnp.zeros((), jnp.int32), done=success(state),
                      succeeded=success(state), length=jnp.zeros((num,), jnp.int32), max_phase=phase(state),
                      finite=jnp.ones((), bool))
+        if ensemble is not None:  # running weighted sums of the predictions for steps t..t+H-1
+            shape = jax.eval_shape(controller, params, {**observe(state), **extra_obs}, state, rng).shape
+            carry.update(pending=jnp.zeros(shape), pending_weight=jnp.zeros(shape[1]))
         if rec:  # frames of the first `rec` episodes, rendered only for those
             first = _frame(observe(_head(state, rec)), rec)
             frames = jnp.zeros((rec, max_steps + 1) + first.shape[1:], jnp.uint8)
@@ -135,6 +160,8 @@ def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_st
             chunk = controller(params, obs, c["state"], key)
             k = min(execute_steps, chunk.shape[1])
             c = dict(c, finite=c["finite"] & jnp.all(jnp.isfinite(chunk)))  # NaN/inf: refused by evaluate
+            if ensemble is not None:
+                chunk, c = _ensembled(chunk, c, ensemble)
 
             def one_step(j, c):
                 state = _select(c["done"], c["state"], step(c["state"], chunk[:, j]))
