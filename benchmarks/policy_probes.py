@@ -37,11 +37,15 @@ first-move   At the reset state only: the policy's first commanded move against 
              first object (0) to the second (1). Wrong first moves on the run's own training
              layouts are not covariate shift (nothing has drifted yet); a median near 0.5 is a
              policy averaging two targets (BUILD_NOTES.md, "Learning", session 19).
+handover     The expert drives until phase --phase (2: the second reach), then the policy: its
+             success from the expert's states there against from its own (the same episodes, the
+             policy driving throughout, counted from its arrival at the phase).
 
     .venv/bin/python benchmarks/policy_probes.py closed-loop --workdir RUN --setting sort_eggs:target-robot
     .venv/bin/python benchmarks/policy_probes.py train-seeds --workdir RUN --setting sort_eggs:target-robot --episodes 128
     .venv/bin/python benchmarks/policy_probes.py subtask --workdir RUN --setting tidy_new_scenes:target-robot [--oracle]
     .venv/bin/python benchmarks/policy_probes.py keypoints --workdir RUN --scene green_felt
+    .venv/bin/python benchmarks/policy_probes.py handover --workdir RUN --setting tidy_new_scenes:target-robot --phase 2
     .venv/bin/python benchmarks/policy_probes.py first-move --workdir RUN --setting tidy_new_scenes:target-robot --layouts train
     .venv/bin/python benchmarks/policy_probes.py keypoints --workdir RUN --family tidy --embodiment jaw_arm \
         --scene oak_kitchen,white_lab,green_felt,checker_cafe,steel_bench,pine_workshop
@@ -195,6 +199,98 @@ def _specs_of(episodes: list, embodiment: str):
 
 def _training_specs(config, es, n: int):
     return _specs_of(_training_episodes(config, es, n), es.embodiment)
+
+
+def handover(args) -> dict:
+    """The expert drives until the episode first reaches phase --phase, then the policy drives to the
+    end: the policy's competence from the expert's states at that point, against its own closed loop
+    (the policy drives throughout; the same episodes, counted from its own arrival at the phase).
+    Far better from the expert's states: what the policy did before the phase spoils what follows."""
+    config, env_config, policy = _run(args.workdir, args.step)
+    es = evaluation.parse_setting(args.setting, data_config=evaluation.data_config_of_run(config))
+    specs, _ = evaluation.episode_specs(es, args.episodes, args.seed, evaluation.trained_seeds(config, es.embodiment))
+    env = rollout.world_env(env_config)
+    reset = jax.tree.map(jnp.asarray, rollout.reset_states(env, specs))
+    instruction = policy.tokenize(evaluation.instructions(jax.device_get(reset)))
+    clean = dataclasses.replace(env_config, expert_noise=0.0)
+    observe, step = jax.jit(jax.vmap(env.observe)), jax.jit(jax.vmap(env.step))
+    done_fn, phase_of = jax.jit(jax.vmap(tasks.success)), jax.jit(jax.vmap(tasks.phase))
+    expert = jax.jit(jax.vmap(lambda s: world.expert_action(s, jax.random.key(0), clean)))
+    at_arrival = jax.jit(jax.vmap(_arrival))
+    results = {}
+    for driver in ("policy", "expert"):
+        state, key = reset, jax.random.key(args.seed)
+        if driver == "expert" and args.swap_order:   # the expert takes the farther object first
+            state = state._replace(move_obj=state.move_obj.at[:, :2].set(state.move_obj[:, 1::-1]))
+        arrived = np.zeros(args.episodes, bool)          # reached --phase (then the policy drives)
+        arrival_step = np.full(args.episodes, -1)
+        max_phase, done = np.asarray(phase_of(state)), np.zeros(args.episodes, bool)
+        for t in range(env_config.horizon):
+            phase = np.asarray(phase_of(state))
+            now = ~arrived & (phase >= args.phase)
+            arrival_step = np.where(now, t, arrival_step)
+            if driver == "expert" and args.displace and now.any():
+                state = _displace_placed(state, jnp.asarray(now), args.displace, jax.random.fold_in(key, 7))
+            seen = jax.tree.map(np.asarray, at_arrival(state))
+            if t == 0:
+                where = jax.tree.map(np.zeros_like, seen)
+            where = jax.tree.map(lambda w, v: np.where(now, v, w), where, seen)
+            arrived |= phase >= args.phase
+            key, sub = jax.random.split(key)
+            act = policy.act({**observe(state), "instruction": instruction}, sub, es.embodiment)[:, 0]
+            act = jnp.pad(act, ((0, 0), (0, ACTION_PAD - act.shape[-1])))
+            if driver == "expert":
+                act = jnp.where(jnp.asarray(arrived)[:, None], act, expert(state))
+            state = step(state, act)
+            max_phase = np.maximum(max_phase, np.asarray(phase_of(state)))
+            done |= np.asarray(done_fn(state))
+        n = int(arrived.sum())
+        results[f"{driver} drives to phase {args.phase}"] = {
+            "arrived": n, "mean_arrival_step": round(float(arrival_step[arrived].mean()), 1) if n else None,
+            "then_next_phase": round(float(np.mean(max_phase[arrived] > args.phase)), 3) if n else None,
+            "then_success": round(float(np.mean(done[arrived])), 3) if n else None,
+            "at_arrival_median": {k: round(float(np.median(v[arrived])), 3) for k, v in where.items()} if n else None,
+            "next_phase_by_placed_offset": _split_rate(where["placed_offset"][arrived], max_phase[arrived] > args.phase),
+            "next_phase_by_arrival_step": _split_rate(arrival_step[arrived], max_phase[arrived] > args.phase,
+                                                      (0, 10, 14, 20, 30, 64)),
+            "next_phase_if_placed_in_slot_order": _split_rate(where["placed_in_slot_order"][arrived],
+                                                              max_phase[arrived] > args.phase, (0.0, 0.5, 2.0))}
+    return {"episodes": args.episodes, "horizon": int(env_config.horizon), **results}
+
+
+def _arrival(s):
+    """What the state holds when a reach phase begins (one state): how far the last placed object
+    lies from where the expert puts it, and where the gripper is."""
+    done = tasks.moves_done(s) & s.move_active
+    placed = jnp.argmax(done)   # the first finished move (phase 2: the only one)
+    target = tasks.move_target(s)
+    nxt = tasks.current_move(s)
+    gp = dynamics.grasp_point(s)
+    nxt_obj = s.move_obj[jnp.minimum(nxt, s.move_obj.shape[0] - 1)]
+    return {"placed_offset": jnp.linalg.norm(s.obj_pos[s.move_obj[placed]] - target[placed]),
+            "gripper_to_placed": jnp.linalg.norm(gp - s.obj_pos[s.move_obj[placed]]),
+            "gripper_to_next": jnp.linalg.norm(gp - s.obj_pos[nxt_obj]),
+            "gripper_closed": (s.grip > 0.5).astype(jnp.float32),
+            "placed_in_slot_order": (placed == 0).astype(jnp.float32)}
+
+
+def _displace_placed(state, which, distance: float, key):
+    """Moves the placed object of the episodes `which` by `distance` in a random direction, kept
+    inside its success region (within 0.9 of its half extent), as a policy's imprecise place leaves it."""
+    def one(s, k):
+        placed = jnp.argmax(tasks.moves_done(s) & s.move_active)
+        center, half = tasks.move_region(s)
+        angle = jax.random.uniform(k, (), maxval=2 * jnp.pi)
+        pos = s.obj_pos[s.move_obj[placed]] + distance * jnp.stack([jnp.cos(angle), jnp.sin(angle)])
+        pos = jnp.clip(pos, center[placed] - 0.9 * half[placed], center[placed] + 0.9 * half[placed])
+        return s._replace(obj_pos=s.obj_pos.at[s.move_obj[placed]].set(pos))
+    moved = jax.vmap(one)(state, jax.random.split(key, which.shape[0]))
+    return jax.tree.map(lambda m, o: jnp.where(which.reshape((-1,) + (1,) * (m.ndim - 1)), m, o), moved, state)
+
+
+def _split_rate(x: np.ndarray, ok: np.ndarray, edges=(0.0, 0.02, 0.04, 0.08, 10.0)) -> dict:
+    return {f"{lo}-{hi}": [int(((x >= lo) & (x < hi)).sum()), round(float(ok[(x >= lo) & (x < hi)].mean()), 3)]
+            for lo, hi in zip(edges[:-1], edges[1:]) if ((x >= lo) & (x < hi)).any()}
 
 
 def train_seeds(args) -> dict:
@@ -367,7 +463,7 @@ def _r2(x: np.ndarray, y: np.ndarray) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("probe", choices=("closed-loop", "train-seeds", "subtask", "keypoints", "first-move"))
+    p.add_argument("probe", choices=("closed-loop", "train-seeds", "subtask", "keypoints", "first-move", "handover"))
     p.add_argument("--workdir", required=True, help="a training run directory (h2r train --workdir)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
     p.add_argument("--setting", default="sort_eggs:target-robot", help="closed-loop, train-seeds, subtask: an h2r eval setting")
@@ -382,12 +478,20 @@ def main() -> None:
     p.add_argument("--drive", choices=("policy", "expert"), default="policy",
                    help="closed-loop: who moves the arm; with 'expert' the policy is only asked, at the "
                         "states the expert visits (open loop: covariate shift shows as the difference)")
+    p.add_argument("--phase", type=int, default=2,
+                   help="handover: the phase at which the policy takes over from the expert (2: the second reach)")
+    p.add_argument("--displace", type=float, default=0.0,
+                   help="handover: move the placed object this far (random direction, inside its region) "
+                        "when the expert hands over: is an imprecise place what spoils the next reach?")
+    p.add_argument("--swap-order", action="store_true",
+                   help="handover: the expert takes the first two objects in the other order (the farther first)")
     p.add_argument("--layouts", choices=("unseen", "train"), default="unseen",
                    help="first-move: unseen layouts (h2r eval's episodes) or the run's own training layouts")
     args = p.parse_args()
     args.episodes = args.episodes or {"closed-loop": 32, "train-seeds": 128, "subtask": 64}.get(args.probe, 256)
     probe = {"closed-loop": closed_loop, "train-seeds": train_seeds, "subtask": subtask_probe,
-             "keypoints": keypoint_probe, "first-move": first_move}[args.probe]
+             "keypoints": keypoint_probe, "first-move": first_move,
+             "handover": handover}[args.probe]
     print(json.dumps(probe(args), indent=1))
 
 

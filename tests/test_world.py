@@ -243,6 +243,26 @@ def test_start_anywhere_moves_robot_starts_only_and_is_off_at_evaluation():
     assert spread.for_evaluation() == CFG
 
 
+def test_swap_order_makes_the_expert_take_the_farther_object_first_and_is_off_at_evaluation():
+    n = 32
+    specs = make_specs(["oak_kitchen"] * n, "tidy", "jaw_arm", np.arange(n) + 11)
+    cfg = dataclasses.replace(CFG, max_task_objects=2)
+    swapped_cfg = dataclasses.replace(cfg, swap_order=1.0)
+    base, swapped = RESET(specs, cfg), RESET(specs, swapped_cfg)
+    pos, pos_swapped, ee = np.asarray(base.obj_pos), np.asarray(swapped.obj_pos), np.asarray(base.ee)
+    two = np.asarray(base.move_active)[:, 1]
+    assert two.sum() > n / 2
+    d = np.linalg.norm(pos[:, :2] - ee[:, None], axis=-1)
+    d_swapped = np.linalg.norm(pos_swapped[:, :2] - ee[:, None], axis=-1)
+    assert np.all(d[two, 0] <= d[two, 1]) and np.all(d_swapped[two, 0] >= d_swapped[two, 1])
+    np.testing.assert_array_equal(pos_swapped[two][:, [1, 0]], pos[two][:, :2])
+    np.testing.assert_array_equal(pos_swapped[:, 2:], pos[:, 2:])              # nothing else moves
+    np.testing.assert_array_equal(np.asarray(swapped.fix_pos), np.asarray(base.fix_pos))
+    assert swapped_cfg.for_evaluation() == cfg
+    with pytest.raises(ValueError, match="swap_order"):
+        EnvConfig(swap_order=-0.1)
+
+
 def test_no_distractor_is_of_a_kind_the_instruction_names():
     """A category instruction ("tidy the items", "bus the dishes") means every object of the kind:
     no distractor may be one (a tidy table once held a spoon to put away and a spoon to leave).

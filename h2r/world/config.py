@@ -48,6 +48,12 @@ class EnvConfig:
     # Data collection only (evaluation resets with 0, `for_evaluation`): the fraction of robot
     # episodes that start anywhere on the table instead of near the robot's base.
     start_anywhere: float = 0.0
+    # Data collection only: the fraction of episodes whose first two moves swap objects, so the
+    # expert takes the farther object first. Why: a policy that took the farther object first fails
+    # the second reach far more often (0.65 against 0.81 from the expert's own states at that point,
+    # policy_probes.py handover --swap-order; BUILD_NOTES, session 20), and nearest-first
+    # demonstrations never show that second reach.
+    swap_order: float = 0.0
     tracking_noise: float = 0.05    # human action: uniform noise in [-b, b] per dim (action units)
     ego_motion: float = 1.0         # scale of the human head camera's per-step jitter
     # Half width of the wrist view (table units) for every embodiment; None: each embodiment's own
@@ -67,10 +73,12 @@ class EnvConfig:
             raise ValueError(f"EnvConfig.dart_grip={self.dart_grip}: expected a probability in [0, 1]")
         if not 0.0 <= self.start_anywhere <= 1.0:
             raise ValueError(f"EnvConfig.start_anywhere={self.start_anywhere}: expected a probability in [0, 1]")
+        if not 0.0 <= self.swap_order <= 1.0:
+            raise ValueError(f"EnvConfig.swap_order={self.swap_order}: expected a probability in [0, 1]")
 
     def for_evaluation(self) -> "EnvConfig":
-        """The world a policy is evaluated in: data-collection options (start_anywhere, DART) off."""
-        return dataclasses.replace(self, start_anywhere=0.0, dart_noise=0.0, dart_grip=0.0)
+        """The world a policy is evaluated in: data-collection options (start_anywhere, DART, swap_order) off."""
+        return dataclasses.replace(self, start_anywhere=0.0, dart_noise=0.0, dart_grip=0.0, swap_order=0.0)
 
     @classmethod
     def from_config(cls, config) -> "EnvConfig":

@@ -337,7 +337,11 @@ def reset(spec: EpisodeSpec, env_config: EnvConfig = EnvConfig()) -> State:
     skin = jnp.asarray(tb.SKIN_RGB)[draws.randint(len(tb.SKIN_RGB))]
     sleeve = jnp.asarray(tb.SLEEVE_RGB)[draws.randint(len(tb.SLEEVE_RGB))]
     ee = _start_effector(spec.embodiment, u[1:3], entry_x, draws.uniform((3,)), env_config.start_anywhere)
-    pos = _nearest_first(pos, ee, jnp.sum(task["move_active"]))
+    num_moves = jnp.sum(task["move_active"])
+    pos = _nearest_first(pos, ee, num_moves)
+    # Drawn last, so worlds without it are reproduced bit for bit.
+    swap = (draws.uniform(()) < env_config.swap_order) & (num_moves >= 2)
+    pos = jnp.where(swap, pos.at[jnp.array([0, 1])].set(pos[jnp.array([1, 0])]), pos)
     return State(
         spec=spec, t=jnp.int32(0), key=world_key, ee=ee, ee_prev=ee, grip=jnp.float32(0), held=jnp.int32(-1),
         held_offset=jnp.zeros(2), obj_pos=pos, obj_angle=angle, obj_type=obj_type,
