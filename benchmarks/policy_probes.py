@@ -221,7 +221,9 @@ def handover(args) -> dict:
     for driver in ("policy", "expert"):
         state, key = reset, jax.random.key(args.seed)
         if driver == "expert" and args.swap_order:   # the expert takes the farther object first
-            state = state._replace(move_obj=state.move_obj.at[:, :2].set(state.move_obj[:, 1::-1]))
+            two = state.move_active[:, 1:2]
+            state = state._replace(move_obj=state.move_obj.at[:, :2].set(
+                jnp.where(two, state.move_obj[:, 1::-1], state.move_obj[:, :2])))
         arrived = np.zeros(args.episodes, bool)          # reached --phase (then the policy drives)
         arrival_step = np.full(args.episodes, -1)
         max_phase, done = np.asarray(phase_of(state)), np.zeros(args.episodes, bool)
