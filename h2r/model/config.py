@@ -74,6 +74,7 @@ def model_config(size: str = "tiny") -> ml_collections.ConfigDict:
         keypoint_temperature=10.0,   # initial softmax sharpness (learned per channel)
         # The summary token and the subgoal head also read each channel's softmax within each of
         # W x W windows (KeypointStem.readout), 1 = whole image only. Must divide image_size.
+        # W = 2 measured worse on tidy (0.289 against 0.410: BUILD_NOTES, "Learning", n7).
         keypoint_windows=1,
         # Observation-summary token (h2r/model/vla.py): hidden width of an MLP over all keypoints and
         # the proprio that adds one token to the prefix, 0 = off. Needs keypoints.

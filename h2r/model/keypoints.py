@@ -101,7 +101,9 @@ class KeypointStem(nnx.Module):
         items to put away) at their midpoint. The tidy policy's first move pointed halfway between
         the two items (median fraction 0.5 of the angle between them; off by more than 25 degrees
         in half its own training layouts), while with one item left it was precise (BUILD_NOTES.md,
-        "Learning", session 19). Per window the two objects get a position each.
+        "Learning", session 19). Per window the two objects get a position each. Measured: W = 2
+        made tidy worse (0.289 against 0.410) and the heading still averaged the two items (n7), so
+        the midpoint is not the softmax's; kept as an option for experiments, off by default.
         """
         return readout(self._logits(images), self.windows)
 
