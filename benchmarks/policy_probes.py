@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -76,16 +77,45 @@ def _run(workdir: str, step: int | None):
     return config, evaluation.env_config_of_run(config), h2r.load_policy(workdir, step=step)
 
 
-def closed_loop(args) -> dict:
+class _Episodes(NamedTuple):
+    config: Any
+    env_config: Any
+    policy: Any
+    es: Any               # the evaluation setting
+    env: rollout.Env
+    state: Any            # batched reset states (jax arrays)
+    instruction: Any      # tokenized instructions, one row per episode
+    expert: Any           # jitted: batched state -> the expert's noise-free action
+
+
+def _episodes(args, layouts: str = "unseen") -> _Episodes:
+    """The run, its setting and `args.episodes` reset states: unseen layouts (`h2r eval`'s episodes)
+    or the run's own training layouts; and the noise-free expert to compare with."""
     config, env_config, policy = _run(args.workdir, args.step)
     es = evaluation.parse_setting(args.setting, data_config=evaluation.data_config_of_run(config))
-    specs, _ = evaluation.episode_specs(es, args.episodes, args.seed, evaluation.trained_seeds(config, es.embodiment))
+    if layouts == "train":
+        specs = _specs_of(_training_episodes(config, es, args.episodes), es.embodiment)
+    else:
+        specs, _ = evaluation.episode_specs(es, args.episodes, args.seed,
+                                            evaluation.trained_seeds(config, es.embodiment))
     env = rollout.world_env(env_config)
     state = jax.tree.map(jnp.asarray, rollout.reset_states(env, specs))
     instruction = policy.tokenize(evaluation.instructions(jax.device_get(state)))
     clean = dataclasses.replace(env_config, expert_noise=0.0)
-    observe, step, done_fn = jax.jit(jax.vmap(env.observe)), jax.jit(jax.vmap(env.step)), jax.jit(jax.vmap(tasks.success))
     expert = jax.jit(jax.vmap(lambda s: world.expert_action(s, jax.random.key(0), clean)))
+    return _Episodes(config, env_config, policy, es, env, state, instruction, expert)
+
+
+def _policy_action(e: _Episodes, obs: dict, key) -> jax.Array:
+    """The policy's first action of its chunk, padded to the world's ACTION_PAD."""
+    act = e.policy.act({**obs, "instruction": e.instruction}, key, e.es.embodiment)[:, 0]
+    return jnp.pad(act, ((0, 0), (0, ACTION_PAD - act.shape[-1])))
+
+
+def closed_loop(args) -> dict:
+    e = _episodes(args)
+    env_config, es, env, state, expert = e.env_config, e.es, e.env, e.state, e.expert
+    observe, step, done_fn = jax.jit(jax.vmap(env.observe)), jax.jit(jax.vmap(env.step)), jax.jit(jax.vmap(tasks.success))
     goal_of = jax.jit(jax.vmap(lambda s: experts.plan(s)[0] - dynamics.grasp_point(s)))
     phase_of = jax.jit(jax.vmap(tasks.phase))
     geometry = jax.jit(jax.vmap(_geometry))
@@ -94,8 +124,7 @@ def closed_loop(args) -> dict:
     rows, extra, done, key = [], [], np.zeros(args.episodes, bool), jax.random.key(args.seed)
     for _ in range(env_config.horizon):
         key, sub = jax.random.split(key)
-        act = policy.act({**observe(state), "instruction": instruction}, sub, es.embodiment)[:, 0]
-        act = jnp.pad(act, ((0, 0), (0, ACTION_PAD - act.shape[-1])))
+        act = _policy_action(e, observe(state), sub)
         # Both actions as what they command in the table frame (any action space: delta, absolute).
         (move, closes), (ref_move, ref_closes) = (jax.tree.map(np.asarray, command(state, a))
                                                   for a in (act, expert(state)))
@@ -197,25 +226,15 @@ def _specs_of(episodes: list, embodiment: str):
                       np.array([e.seed for e in episodes], np.int64), [e.variant for e in episodes])
 
 
-def _training_specs(config, es, n: int):
-    return _specs_of(_training_episodes(config, es, n), es.embodiment)
-
-
 def handover(args) -> dict:
     """The expert drives until the episode first reaches phase --phase, then the policy drives to the
     end: the policy's competence from the expert's states at that point, against its own closed loop
     (the policy drives throughout; the same episodes, counted from its own arrival at the phase).
     Far better from the expert's states: what the policy did before the phase spoils what follows."""
-    config, env_config, policy = _run(args.workdir, args.step)
-    es = evaluation.parse_setting(args.setting, data_config=evaluation.data_config_of_run(config))
-    specs, _ = evaluation.episode_specs(es, args.episodes, args.seed, evaluation.trained_seeds(config, es.embodiment))
-    env = rollout.world_env(env_config)
-    reset = jax.tree.map(jnp.asarray, rollout.reset_states(env, specs))
-    instruction = policy.tokenize(evaluation.instructions(jax.device_get(reset)))
-    clean = dataclasses.replace(env_config, expert_noise=0.0)
-    observe, step = jax.jit(jax.vmap(env.observe)), jax.jit(jax.vmap(env.step))
+    e = _episodes(args)
+    env_config, reset, expert = e.env_config, e.state, e.expert
+    observe, step = jax.jit(jax.vmap(e.env.observe)), jax.jit(jax.vmap(e.env.step))
     done_fn, phase_of = jax.jit(jax.vmap(tasks.success)), jax.jit(jax.vmap(tasks.phase))
-    expert = jax.jit(jax.vmap(lambda s: world.expert_action(s, jax.random.key(0), clean)))
     at_arrival = jax.jit(jax.vmap(_arrival))
     results = {}
     for driver in ("policy", "expert"):
@@ -227,20 +246,18 @@ def handover(args) -> dict:
         arrived = np.zeros(args.episodes, bool)          # reached --phase (then the policy drives)
         arrival_step = np.full(args.episodes, -1)
         max_phase, done = np.asarray(phase_of(state)), np.zeros(args.episodes, bool)
+        where = jax.tree.map(np.zeros_like, jax.device_get(at_arrival(state)))   # the state at arrival
         for t in range(env_config.horizon):
             phase = np.asarray(phase_of(state))
             now = ~arrived & (phase >= args.phase)
-            arrival_step = np.where(now, t, arrival_step)
-            if driver == "expert" and args.displace and now.any():
-                state = _displace_placed(state, jnp.asarray(now), args.displace, jax.random.fold_in(key, 7))
-            seen = jax.tree.map(np.asarray, at_arrival(state))
-            if t == 0:
-                where = jax.tree.map(np.zeros_like, seen)
-            where = jax.tree.map(lambda w, v: np.where(now, v, w), where, seen)
-            arrived |= phase >= args.phase
+            if now.any():
+                arrival_step[now] = t
+                if driver == "expert" and args.displace:
+                    state = _displace_placed(state, jnp.asarray(now), args.displace, jax.random.fold_in(key, 7))
+                where = jax.tree.map(lambda w, v: np.where(now, v, w), where, jax.device_get(at_arrival(state)))
+                arrived |= now
             key, sub = jax.random.split(key)
-            act = policy.act({**observe(state), "instruction": instruction}, sub, es.embodiment)[:, 0]
-            act = jnp.pad(act, ((0, 0), (0, ACTION_PAD - act.shape[-1])))
+            act = _policy_action(e, observe(state), sub)
             if driver == "expert":
                 act = jnp.where(jnp.asarray(arrived)[:, None], act, expert(state))
             state = step(state, act)
@@ -318,22 +335,11 @@ def first_move(args) -> dict:
     angle, seen from the gripper, between the first two task objects. `toward_second` places the
     policy's direction on the arc from the first object (0) to the second (1): a policy that averages
     the two targets sits near 0.5."""
-    config, env_config, policy = _run(args.workdir, args.step)
-    es = evaluation.parse_setting(args.setting, data_config=evaluation.data_config_of_run(config))
-    if args.layouts == "train":
-        specs = _training_specs(config, es, args.episodes)
-    else:
-        specs, _ = evaluation.episode_specs(es, args.episodes, args.seed,
-                                            evaluation.trained_seeds(config, es.embodiment))
-    env = rollout.world_env(env_config)
-    state = jax.tree.map(jnp.asarray, rollout.reset_states(env, specs))
-    obs = {**jax.jit(jax.vmap(env.observe))(state), "instruction": policy.tokenize(evaluation.instructions(jax.device_get(state)))}
-    act = policy.act(obs, jax.random.key(args.seed), es.embodiment)[:, 0]
-    act = jnp.pad(act, ((0, 0), (0, ACTION_PAD - act.shape[-1])))
-    clean = dataclasses.replace(env_config, expert_noise=0.0)
-    expert = jax.vmap(lambda s: world.expert_action(s, jax.random.key(0), clean))
+    e = _episodes(args, args.layouts)
+    state = e.state
+    act = _policy_action(e, jax.vmap(e.env.observe)(state), jax.random.key(args.seed))
     command = jax.jit(jax.vmap(_command))
-    move, ref = (np.asarray(command(state, a)[0]) for a in (act, expert(state)))
+    move, ref = (np.asarray(command(state, a)[0]) for a in (act, e.expert(state)))
     s = jax.device_get(state)
     gp = np.asarray(jax.vmap(dynamics.grasp_point)(state))
     first = s.obj_pos[np.arange(len(gp)), s.move_obj[:, 0]] - gp
