@@ -277,4 +277,11 @@ def test_windowed_keypoints_feed_the_summary_token_and_the_subgoal_head():
     assert model.subgoal_hidden.kernel.shape[0] == 2 * features + config.width
     batch = _batch(config)
     grads = nnx.jit(lambda m, b: nnx.grad(lambda m: m.compute_loss(b, jax.random.key(0))[0])(m))(model, batch)
-    assert float(jnp.abs(grads.to_pure_dict()["keypoint_stem"]["kernel2"]).sum()) > 0.0
+    grads = grads.to_pure_dict()
+    # The rows of both MLPs' input kernels that read the windowed features (after each view's
+    # 2K whole-image coordinates) receive gradient: the features reach the losses.
+    K = config.keypoints
+    for name in ("summary_in", "subgoal_hidden"):
+        rows = np.abs(np.asarray(grads[name]["kernel"])).sum(-1)
+        for view in range(2):
+            assert rows[view * features + 2 * K:(view + 1) * features].sum() > 0.0, (name, view)

@@ -107,8 +107,10 @@ class KeypointStem(nnx.Module):
         """
         return readout(self._logits(images), self.windows)
 
-    def feature_dim(self, num_keypoints: int) -> int:
-        return 2 * num_keypoints + (3 * self.windows ** 2 * num_keypoints if self.windows > 1 else 0)
+    def feature_dim(self) -> int:
+        """F of `readout`'s features."""
+        K = self.kernel2[...].shape[-1]
+        return 2 * K + (3 * self.windows ** 2 * K if self.windows > 1 else 0)
 
     def tokens(self, keypoints: jax.Array) -> jax.Array:
         """[B, K, 2] keypoints -> [B, K, width] tokens."""

@@ -95,7 +95,7 @@ class VLA(nnx.Module):
                                            windows=c.get("keypoint_windows", 1))
                               if c.get("keypoints", 0) else None)
         # Per view, what the summary token and the subgoal head read of the keypoint stem.
-        features = self.keypoint_stem.feature_dim(c.keypoints) if self.keypoint_stem is not None else 0
+        features = self.keypoint_stem.feature_dim() if self.keypoint_stem is not None else 0
         # Optional: the observation-summary token (model.summary_mlp_dim > 0), an MLP over every
         # keypoint of both views and the proprio. Why: the keypoints say where the objects are, but
         # a 2-layer, 64-wide transformer did not learn to relate 32 separate keypoint tokens to the
