@@ -20,6 +20,7 @@ import functools
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from h2r.data import config as data_config, transforms
@@ -141,8 +142,34 @@ def _sample_normalized(policy: Policy, obs, rng):
 
 @functools.partial(jax.jit, static_argnames="embodiment")
 def _act(policy: Policy, obs, rng, embodiment: str):
-    actions = policy.model().sample_actions(policy.model_obs(obs, embodiment), rng)
+    model_obs = policy.model_obs(obs, embodiment)
+    k = int(policy.config.model.get("sample_candidates", 1))
+    if k == 1:
+        actions = policy.model().sample_actions(model_obs, rng)
+    else:
+        actions = _medoid_chunk(policy, model_obs, rng, k, _action_dim(policy, embodiment))
     return policy.raw_actions(actions, embodiment, obs.get("state"))
+
+
+def _action_dim(policy: Policy, embodiment: str) -> int:
+    return int(np.shape(policy.stats[policy.dataset_of(embodiment)]["action"]["mean"])[-1])
+
+
+def _medoid_chunk(policy: Policy, model_obs, rng, k: int, action_dim: int):
+    """Draws k chunks per observation (k flows from independent noise) and keeps the medoid."""
+    return medoid(policy.model().sample_actions(model_obs, rng, candidates=k), action_dim)
+
+
+def medoid(chunks, action_dim: int):
+    """[B, k, H, A] candidate chunks -> [B, H, A]: per row the candidate with the least summed
+    distance to the others over the first `action_dim` dimensions (the embodiment's own; the rest
+    is padding the model was never trained on). Where most candidates fall in one mode of the action
+    distribution the medoid is one of them (in one dimension it is the median), where the
+    deterministic flow (sample_noise 0) can land between the modes."""
+    flat = chunks[..., :action_dim].reshape(chunks.shape[0], chunks.shape[1], -1)
+    dist = jnp.linalg.norm(flat[:, :, None] - flat[:, None, :], axis=-1)   # [B, k, k]
+    best = jnp.argmin(dist.sum(-1), axis=1)
+    return jnp.take_along_axis(chunks, best[:, None, None, None], axis=1)[:, 0]
 
 
 @functools.partial(jax.jit, static_argnames="embodiment")

@@ -70,3 +70,20 @@ def test_offline_action_error_per_dataset(tiny_run, tmp_path):
         result = json.load(f)
     assert np.isfinite(result["mse"]) and result["mse"] > 0
     assert set(result["per_dataset"]) <= {"h2r_trident_arm", "h2r_human"} and result["per_dataset"]
+
+
+def test_medoid_keeps_a_candidate_of_the_heaviest_mode_and_ignores_padding():
+    """Four candidates near +1, one at -1, one at 0 (the deterministic flow's midpoint): the medoid
+    is the +1 mode's central chunk, whatever the padding dimensions (never trained) hold."""
+    import jax.numpy as jnp  # noqa: PLC0415
+
+    from h2r.policy import medoid  # noqa: PLC0415
+
+    H, A, dim = 4, 5, 2
+    centres = np.array([1.0, 1.05, 0.95, 1.02, -1.0, 0.0])
+    chunks = np.broadcast_to(centres[:, None, None], (6, H, A)).copy()
+    chunks[:, :, dim:] = np.array([50.0, 0, 0, 0, 0, 0])[:, None, None]   # padding: huge on candidate 0
+    chosen = np.asarray(medoid(jnp.asarray(chunks[None]), dim))[0]
+    assert chosen.shape == (H, A)
+    np.testing.assert_allclose(chosen[:, :dim], 1.0)        # the +1 mode's central candidate
+    assert np.any(np.all(chosen == chunks, axis=(1, 2)))     # a candidate, not an average

@@ -105,3 +105,25 @@ def test_temporal_ensembling_needs_one_executed_step_per_plan():
     env = rollout.world_env(ENV)
     with pytest.raises(ValueError, match="execute_steps must be 1"):
         rollout.make_rollout(env, lambda *a: None, max_steps=4, execute_steps=2, ensemble=0.0)
+
+
+@pytest.mark.parametrize("episode_noise", [False, True])
+def test_episode_noise_reuses_one_key_for_every_replan(episode_noise):
+    """With episode_noise every replan of a rollout sees the key it started with; without, each
+    replan gets a fresh one."""
+    import jax  # noqa: PLC0415
+
+    seen = []
+
+    def control(params, obs, env_state, rng):
+        jax.debug.callback(lambda k: seen.append(np.asarray(k)), jax.random.key_data(rng))
+        return jnp.zeros((obs["image"].shape[0], 2, ACTION_PAD))
+
+    es = success.parse_setting("sort_eggs:target-robot")
+    specs, _ = success.episode_specs(es, 2, 0, frozenset())
+    env = rollout.world_env(ENV)
+    run = rollout.make_rollout(env, control, max_steps=5, execute_steps=1, record=0, episode_noise=episode_noise)
+    jax.block_until_ready(run(None, rollout.reset_states(env, specs), {}, jax.random.key(7)))
+    assert len(seen) == 5
+    distinct = {k.tobytes() for k in seen}
+    assert len(distinct) == (1 if episode_noise else 5)

@@ -160,6 +160,21 @@ def test_sample_actions_shapes_and_determinism(model_and_batch):
     assert given.shape == a1.shape and not np.allclose(given, a1)
 
 
+def test_candidates_are_the_chunks_of_the_observation_repeated_k_times():
+    """sample_actions(candidates=k) encodes each observation once and draws k flows: candidate i of
+    observation b is the chunk of row b * k + i of the observation batch repeated k times."""
+    model = VLA(_config(sample_noise=1.0), rngs=nnx.Rngs(0))
+    obs = {k: v for k, v in _batch(model.config, 4).items() if k not in ("actions", "action_valid")}
+    k = 3
+    many = nnx.jit(lambda m, o, r: m.sample_actions(o, r, candidates=k))(model, obs, jax.random.key(5))
+    tiled = {name: jnp.repeat(v, k, axis=0) for name, v in obs.items()}
+    one_by_one = nnx.jit(lambda m, o, r: m.sample_actions(o, r))(model, tiled, jax.random.key(5))
+    c = model.config
+    assert many.shape == (4, k, c.action_horizon, c.max_action_dim)
+    np.testing.assert_allclose(many.reshape(one_by_one.shape), one_by_one, atol=1e-4)
+    assert not np.allclose(many[:, 0], many[:, 1])    # independent noise per candidate
+
+
 def test_predict_subtask_pads_after_the_first_pad(model_and_batch):
     model, batch = model_and_batch
     tokens = np.asarray(model.predict_subtask(batch))

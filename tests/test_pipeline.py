@@ -80,6 +80,22 @@ def test_action_chunk_follows_the_episode_and_masks_its_end(world):
         np.testing.assert_allclose(chunk[:n], robot.index.action[step:step + n], atol=1e-4)
 
 
+def test_early_steps_weigh_early_weight_times_as_much(world):
+    """A sample from the first `early_steps` steps of its episode carries loss weight
+    `early_weight`; any later one 1 (the fixture's first action dim encodes t: see above)."""
+    config = oxe_fixtures.pipeline_config(world, human=False, norm="mean_std", early_steps=2, early_weight=3.0)
+    robot = sources.RLDSDataset(str(world / "h2r_robot_a"))
+    norm = stats.load(str(world / "h2r_robot_a"))
+    ts = []
+    for batch in _batches(config, 4, process_index=0, process_count=1):
+        raw = stats.unnormalize(batch["actions"][..., :3], norm, "action", "mean_std")
+        for chunk, weight in zip(raw, batch["action_loss_weight"]):
+            t = robot.index.step_t[int(np.argmin(np.abs(robot.index.action[:, 0] - chunk[0, 0])))]
+            assert weight == (3.0 if t < 2 else 1.0), (t, weight)
+            ts.append(t)
+    assert min(ts) < 2 <= max(ts)   # both kinds of sample were checked
+
+
 def test_mixture_weights_are_respected(world):
     config = oxe_fixtures.pipeline_config(world, human_weight=0.25)
     batches = _batches(config, 25, process_index=0, process_count=1)

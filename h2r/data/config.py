@@ -39,6 +39,10 @@ DEFAULTS = dict(
     # actions and joint angles out of proprio; mean/std measured better (BUILD_NOTES, session 12-13).
     norm="mean_std",           # mean_std | quantile
     augment=False,             # random crop + brightness/contrast (h2r/data/augment.py)
+    # The first `early_steps` steps of every episode (where the policy decides which object to
+    # take first) weigh `early_weight` times as much in the action and subgoal losses.
+    early_steps=0,
+    early_weight=1.0,
     subset_seed=0,             # permutation behind the nested diversity subsets (fixed across levels)
     mixture="",                # kind=mixture: "name:weight,name:weight"
     # Sample layout (linked to config.model's in training configs).

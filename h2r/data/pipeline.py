@@ -125,6 +125,8 @@ class ComponentReader:
         self.wrist = dataset.layout.wrist_image is not None and bool(_get(data, "use_wrist"))
         self.embodiment_id = embodiment_id
         self.loss_weights = (component.action_loss_weight, component.subtask_loss_weight)
+        early = index.step_t < int(_get(data, "early_steps"))
+        self.step_weight = np.where(early, float(_get(data, "early_weight")), 1.0).astype(np.float32)
 
     def __getstate__(self):  # worker processes reopen the memory map instead of copying it
         state = dict(self.__dict__)
@@ -167,7 +169,7 @@ class ComponentReader:
         batch["wrist_image"][rows] = views[:, 1] if self.wrist else 0
         batch["image_mask"][rows] = (True, self.wrist)
         batch["embodiment_id"][rows] = self.embodiment_id
-        batch["action_loss_weight"][rows] = self.loss_weights[0]
+        batch["action_loss_weight"][rows] = self.loss_weights[0] * self.step_weight[steps]
         batch["subtask_loss_weight"][rows] = self.loss_weights[1]
 
 

@@ -47,7 +47,8 @@ def _closed_loop(args) -> int:
     result, out = success.evaluate_run(
         args.workdir, args.setting, out=args.out, episodes=args.episodes, seed=args.seed, step=args.step,
         batch_size=args.batch_size, execute_steps=args.execute_steps, max_steps=args.max_steps,
-        record=args.record, interval=args.interval, ema=args.ema, ensemble=args.ensemble)
+        record=args.record, interval=args.interval, ema=args.ema, ensemble=args.ensemble,
+        episode_noise=args.episode_noise)
     print(f"eval {result['setting']}: success {result['success_rate']:.3f} "
           f"[{result['ci95'][0]:.3f}, {result['ci95'][1]:.3f}] over {result['episodes']} episodes, "
           f"mean length {result['mean_length']:.1f} -> {out}", flush=True)
@@ -97,6 +98,9 @@ def register(subparsers) -> None:
     p.add_argument("--ensemble", type=float, default=None, metavar="M",
                    help="temporal ensembling (ACT): replan every step and execute the mean of every "
                         "chunk's prediction for the step, weighted exp(M * age) (default: off)")
+    p.add_argument("--episode-noise", action="store_true",
+                   help="one flow starting noise per episode, reused at every replan (commits a "
+                        "sampling policy, model.sample_noise > 0, to one mode; default: fresh per replan)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="episode time limit in env steps (default: the world's episode horizon)")
     p.add_argument("--ema", action="store_true",

@@ -118,7 +118,7 @@ def reset_states(env: Env, specs) -> Any:
 # Cached: the same (env, controller, sizes) reuses its compiled program within a process.
 @functools.lru_cache(maxsize=16)
 def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_steps: int,
-                 record: int = 4, ensemble: float | None = None) -> Callable:
+                 record: int = 4, ensemble: float | None = None, episode_noise: bool = False) -> Callable:
     """Returns a jitted `run(params, states, extra_obs, rng) -> dict of arrays` over a batch of
     episodes starting from `states` (from `reset_states`: the caller needs the reset states to
     write instructions, and the world's reset compiles once, apart from the loop).
@@ -131,6 +131,10 @@ def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_st
     step t, the weighted mean of every prediction made for t by the chunks of steps t-H+1..t, a
     prediction that will be `a` steps old when executed weighted exp(ensemble * a) (ACT's m: 0 is
     a plain mean, > 0 trusts older predictions more, a large negative value is plain replanning).
+
+    `episode_noise`: every replan of an episode gets the same random key (so a sampling policy
+    starts its flow from the same noise all episode long: one draw commits to one mode of a
+    multimodal action distribution) instead of a fresh key per replan.
     """
     if max_steps < 1 or execute_steps < 1:
         raise ValueError(f"max_steps ({max_steps}) and execute_steps ({execute_steps}) must be >= 1")
@@ -155,7 +159,7 @@ def make_rollout(env: Env, controller: Controller, *, max_steps: int, execute_st
             carry["frames"] = frames.at[:, 0].set(first)
 
         def plan_and_execute(c):
-            rng, key = jax.random.split(c["rng"])
+            rng, key = (c["rng"], c["rng"]) if episode_noise else jax.random.split(c["rng"])
             obs = {**observe(c["state"]), **extra_obs}
             chunk = controller(params, obs, c["state"], key)
             k = min(execute_steps, chunk.shape[1])

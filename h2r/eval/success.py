@@ -221,7 +221,7 @@ def evaluate(controller: Callable, params: Any, es: EvalSetting, episodes: int, 
              seed: int = 0, execute_steps: int = 1, max_steps: int | None = None,
              batch_size: int | None = None, record: int = 4, tokenize: Callable | None = None,
              interval: str = "wilson", progress: bool = False, excluded_seeds: Iterable[int] = (),
-             ensemble: float | None = None):
+             ensemble: float | None = None, episode_noise: bool = False):
     """Runs `episodes` episodes of `es` and returns (result dict, RolloutOutcome of all episodes).
 
     `excluded_seeds`: world seeds no episode may use (the run's planned episodes of the same
@@ -234,7 +234,7 @@ def evaluate(controller: Callable, params: Any, es: EvalSetting, episodes: int, 
     result, outcome = evaluate_episodes(
         controller, params, es, specs, combos, env_config=env_config, seed=seed, execute_steps=execute_steps,
         max_steps=max_steps, batch_size=batch_size, record=record, tokenize=tokenize, interval=interval,
-        progress=progress, ensemble=ensemble)
+        progress=progress, ensemble=ensemble, episode_noise=episode_noise)
     seeds = np.asarray(specs.seed).view(np.uint32)   # the world's int32 seeds, as unsigned
     result.update(excluded_seeds=len(excluded_seeds),
                   redrawn_seeds=int(np.sum(seeds != episode_seeds(es.name, episodes, seed))))
@@ -244,7 +244,8 @@ def evaluate(controller: Callable, params: Any, es: EvalSetting, episodes: int, 
 def evaluate_episodes(controller: Callable, params: Any, es: EvalSetting, specs, combos, *, env_config,
                       seed: int = 0, execute_steps: int = 1, max_steps: int | None = None,
                       batch_size: int | None = None, record: int = 4, tokenize: Callable | None = None,
-                      interval: str = "wilson", progress: bool = False, ensemble: float | None = None):
+                      interval: str = "wilson", progress: bool = False, ensemble: float | None = None,
+                      episode_noise: bool = False):
     """`evaluate` on given episodes: `specs` (EpisodeSpecs) and their (scene, task_family, variant)
     `combos`, e.g. a run's own training layouts (benchmarks/policy_probes.py train-seeds)."""
     episodes = len(combos)
@@ -255,7 +256,7 @@ def evaluate_episodes(controller: Callable, params: Any, es: EvalSetting, specs,
     states = rollout.reset_states(env, specs)
     texts = instructions(states)
     run = rollout.make_rollout(env, controller, max_steps=max_steps, execute_steps=execute_steps, record=record,
-                               ensemble=ensemble)
+                               ensemble=ensemble, episode_noise=episode_noise)
     parts, start = [], time.time()
     num_batches = -(-episodes // batch_size)
     for b in range(num_batches):
@@ -284,7 +285,7 @@ def evaluate_episodes(controller: Callable, params: Any, es: EvalSetting, specs,
         frames=parts[0].frames[: min(record, episodes)])
     result = summarize(outcome, es, combos, texts, interval=interval, seed=seed, execute_steps=execute_steps,
                        max_steps=max_steps, wall=wall, seeds=seeds)
-    result.update(horizon=int(env_config.horizon), ensemble=ensemble)
+    result.update(horizon=int(env_config.horizon), ensemble=ensemble, episode_noise=episode_noise)
     return result, outcome
 
 
@@ -407,11 +408,13 @@ def env_config_of_run(config):
 def evaluate_run(workdir: str, setting: str, *, out: str | None = None, episodes: int = 64, seed: int = 0,
                  step: int | None = None, batch_size: int | None = None, execute_steps: int | None = None,
                  max_steps: int | None = None, record: int = 4, interval: str = "wilson",
-                 ema: bool = False, ensemble: float | None = None) -> tuple[dict, str]:
+                 ema: bool = False, ensemble: float | None = None,
+                 episode_noise: bool = False) -> tuple[dict, str]:
     """`h2r eval`: evaluates run `workdir` on `setting` and writes the result JSON (default
     W/eval/<setting>.json) with rollout strips beside it; returns (result, its path). `ema`: the
     checkpoint's exponential moving average of the params instead of the params. `ensemble`:
-    temporal ensembling of the predicted chunks (rollout.make_rollout)."""
+    temporal ensembling of the predicted chunks; `episode_noise`: one flow noise per episode
+    (both: rollout.make_rollout)."""
     import h2r  # noqa: PLC0415
 
     es, data_config = _setting_of_run(workdir, setting)
@@ -432,7 +435,8 @@ def evaluate_run(workdir: str, setting: str, *, out: str | None = None, episodes
             policy_controller(es.embodiment, ACTION_PAD), policy, es, episodes,
             env_config=evaluation_world(data_config), seed=seed, execute_steps=execute_steps,
             max_steps=max_steps, batch_size=batch_size, record=record, tokenize=policy.tokenize,
-            interval=interval, progress=True, excluded_seeds=excluded, ensemble=ensemble)
+            interval=interval, progress=True, excluded_seeds=excluded, ensemble=ensemble,
+            episode_noise=episode_noise)
         media = _save_media(outcome, out) if record > 0 else []
         result.update(step=int(policy.step), workdir=os.path.abspath(workdir), media=media,
                       params=policy.params_item)

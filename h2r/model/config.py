@@ -90,6 +90,7 @@ def model_config(size: str = "tiny") -> ml_collections.ConfigDict:
         # Training/inference behaviour.
         flow_steps=10,               # Euler steps when sampling actions
         sample_noise=1.0,            # scale of the flow's starting noise at sampling (0 = deterministic)
+        sample_candidates=1,         # > 1: draw this many chunks and act on their medoid (h2r/policy.py)
         subtask_loss_weight=1.0,     # the subtask head's weight in the total loss
         dtype="float32",             # activation/compute dtype; params stay float32
         remat=False,                 # rematerialize each block in the backward pass

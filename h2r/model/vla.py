@@ -345,9 +345,11 @@ class VLA(nnx.Module):
         return tokens * jnp.cumprod(tokens != 0, axis=-1).astype(jnp.int32)
 
     def sample_actions(self, obs, rng: jax.Array, *, subtask: jax.Array | None = None,
-                       num_steps: int | None = None) -> jax.Array:
+                       num_steps: int | None = None, candidates: int | None = None) -> jax.Array:
         """Action chunk f32 [B, H, A] in normalized units. Predicts the subtask first unless one
-        is given (int32 [B, Ls]), then integrates the flow in num_steps (config.flow_steps)."""
+        is given (int32 [B, Ls]), then integrates the flow in num_steps (config.flow_steps).
+        `candidates` = k: k chunks per observation from independent noise, f32 [B, k, H, A]
+        (the observation is encoded once; h2r/policy.py keeps their medoid)."""
         c = self.config
         if subtask is None:
             subtask = self.predict_subtask(obs)
@@ -355,12 +357,15 @@ class VLA(nnx.Module):
         if c.get("inference", "flow") == "queries":   # the action queries' direct regression
             return self.action_readout(prefix[:, groups == ACTQ]).astype(jnp.float32)
         source_kv, source_mask = self._expert_source(prefix, key_valid, groups)
-        B = obs["image"].shape[0]
+        B, k = obs["image"].shape[0], candidates or 1
+        if candidates:   # row b * k + i: candidate i of observation b
+            source_kv, source_mask = jax.tree.map(lambda a: jnp.repeat(a, k, axis=0), (source_kv, source_mask))
         # Sampling temperature: the flow starts from noise * sample_noise (0 = deterministic).
-        noise = jax.random.normal(rng, (B, c.action_horizon, c.max_action_dim), jnp.float32)
+        noise = jax.random.normal(rng, (B * k, c.action_horizon, c.max_action_dim), jnp.float32)
         noise = noise * c.get("sample_noise", 1.0)
-        return flow.integrate(lambda x, t: self._velocity(x, t, source_kv, source_mask), noise,
-                              num_steps or c.flow_steps)
+        chunks = flow.integrate(lambda x, t: self._velocity(x, t, source_kv, source_mask), noise,
+                                num_steps or c.flow_steps)
+        return chunks.reshape((B, k) + chunks.shape[1:]) if candidates else chunks
 
     def embed(self, obs) -> jax.Array:
         """Pooled prefix embedding f32 [B, D]: mean of the valid observation-token outputs
