@@ -173,6 +173,12 @@ def test_candidates_are_the_chunks_of_the_observation_repeated_k_times():
     assert many.shape == (4, k, c.action_horizon, c.max_action_dim)
     np.testing.assert_allclose(many.reshape(one_by_one.shape), one_by_one, atol=1e-4)
     assert not np.allclose(many[:, 0], many[:, 1])    # independent noise per candidate
+    # The action queries' direct regression (inference=queries) has one answer: k copies of it.
+    queries = VLA(_config(action_queries_weight=1.0, inference="queries"), rngs=nnx.Rngs(0))
+    direct = nnx.jit(lambda m, o, r: m.sample_actions(o, r))(queries, obs, jax.random.key(5))
+    copies = nnx.jit(lambda m, o, r: m.sample_actions(o, r, candidates=k))(queries, obs, jax.random.key(5))
+    assert copies.shape == many.shape
+    np.testing.assert_array_equal(copies, jnp.repeat(direct[:, None], k, axis=1))
 
 
 def test_predict_subtask_pads_after_the_first_pad(model_and_batch):

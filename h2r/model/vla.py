@@ -355,7 +355,8 @@ class VLA(nnx.Module):
             subtask = self.predict_subtask(obs)
         prefix, key_valid, groups = self._encode(obs, subtask)
         if c.get("inference", "flow") == "queries":   # the action queries' direct regression
-            return self.action_readout(prefix[:, groups == ACTQ]).astype(jnp.float32)
+            direct = self.action_readout(prefix[:, groups == ACTQ]).astype(jnp.float32)
+            return jnp.repeat(direct[:, None], candidates, axis=1) if candidates else direct
         source_kv, source_mask = self._expert_source(prefix, key_valid, groups)
         B, k = obs["image"].shape[0], candidates or 1
         if candidates:   # row b * k + i: candidate i of observation b
