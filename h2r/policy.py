@@ -142,22 +142,14 @@ def _sample_normalized(policy: Policy, obs, rng):
 
 @functools.partial(jax.jit, static_argnames="embodiment")
 def _act(policy: Policy, obs, rng, embodiment: str):
-    model_obs = policy.model_obs(obs, embodiment)
+    model, model_obs = policy.model(), policy.model_obs(obs, embodiment)
     k = int(policy.config.model.get("sample_candidates", 1))
     if k == 1:
-        actions = policy.model().sample_actions(model_obs, rng)
-    else:
-        actions = _medoid_chunk(policy, model_obs, rng, k, _action_dim(policy, embodiment))
+        actions = model.sample_actions(model_obs, rng)
+    else:   # k flows from independent noise, one encoding of the observation; act on their medoid
+        action_dim = np.shape(policy.stats[policy.dataset_of(embodiment)]["action"]["mean"])[-1]
+        actions = medoid(model.sample_actions(model_obs, rng, candidates=k), action_dim)
     return policy.raw_actions(actions, embodiment, obs.get("state"))
-
-
-def _action_dim(policy: Policy, embodiment: str) -> int:
-    return int(np.shape(policy.stats[policy.dataset_of(embodiment)]["action"]["mean"])[-1])
-
-
-def _medoid_chunk(policy: Policy, model_obs, rng, k: int, action_dim: int):
-    """Draws k chunks per observation (k flows from independent noise) and keeps the medoid."""
-    return medoid(policy.model().sample_actions(model_obs, rng, candidates=k), action_dim)
 
 
 def medoid(chunks, action_dim: int):
