@@ -8,6 +8,7 @@ from flax import nnx
 
 from h2r.errors import DataError
 from h2r.model import VLA, model_config
+from h2r.model import vla as vla_module
 from h2r.model.example_batch import example_batch
 
 
@@ -288,6 +289,69 @@ def test_windowed_keypoints_keep_two_alike_objects_apart():
     np.testing.assert_allclose(windows[0, 1, 2] + windows[1, 0, 2], 0.0, atol=1e-5)
     with pytest.raises(ValueError, match="keypoint_windows=3 does not divide the image size 32"):
         keypoints.readout(jnp.asarray(logits), 3)
+
+
+def test_position_prior_starts_neutral_and_picks_one_of_two_alike_objects_per_view():
+    """Zero at init (the keypoints are those of a stem without it); a prior that rises toward one
+    of two alike objects moves that view's keypoint onto it, the other view's stays between them."""
+    config = _config()
+    batch = _batch(config)
+    plain = VLA(config, rngs=nnx.Rngs(0)).keypoint_stem
+    stem = VLA(_config(keypoint_position_prior=True), rngs=nnx.Rngs(0)).keypoint_stem
+    assert plain.position_bias is None
+    for view in (0, 1):
+        np.testing.assert_array_equal(stem.keypoints(batch["image"], view), plain.keypoints(batch["image"]))
+    # Two white 2x2 blobs on black, mirror images about the center, and a stem whose every
+    # channel detects brightness: every channel fires alike on both (its keypoint: the center).
+    R = config.image_size
+    image = np.zeros((1, R, R, 3), np.uint8)
+    image[0, 4:6, 4:6] = image[0, 26:28, 26:28] = 255
+    for name in ("kernel1", "kernel2"):
+        getattr(stem, name)[...] = jnp.full_like(getattr(stem, name)[...], 0.1)
+    stem.bias1[...] = jnp.zeros_like(stem.bias1[...])
+    stem.log_temperature[...] = jnp.full_like(stem.log_temperature[...], np.log(200.0))
+    midpoint = np.asarray(stem.keypoints(jnp.asarray(image), 0))
+    np.testing.assert_allclose(midpoint, 0.0, atol=1e-4)
+    prior = np.zeros((2, R, R, config.keypoints), np.float32)
+    prior[0, 20:, 20:] = 30.0                                   # head view: prefer the lower right
+    stem.position_bias[...] = jnp.asarray(prior)
+    from h2r.model import keypoints
+    grid = keypoints._pixel_grid(R).reshape(R, R, 2)
+    head, wrist = (np.asarray(stem.keypoints(jnp.asarray(image), view)) for view in (0, 1))
+    lower_right = grid[26:28, 26:28].reshape(-1, 2).mean(0)
+    moved = np.linalg.norm(head - lower_right, axis=-1) < 0.1
+    assert moved.mean() > 0.9, moved                           # onto the preferred blob
+    np.testing.assert_allclose(wrist, midpoint, atol=1e-5)     # the wrist view has its own prior
+
+
+def test_stem_patch_features_keep_two_alike_items_in_their_own_tokens():
+    """Two alike blobs: each changes its own patch token (the stem's features of that patch), none
+    other; the features reach the loss; the option needs the keypoint stem."""
+    config = _config(stem_patch_features=True)
+    model = VLA(config, rngs=nnx.Rngs(0))
+    R, P = config.image_size, config.patch_size
+    blank = np.zeros((1, R, R, 3), np.uint8)
+    one, two = blank.copy(), blank.copy()
+    one[0, 3:5, 3:5] = 255                                    # inside patch 0 (with the 5 px receptive field)
+    two[0, 3:5, 3:5] = two[0, R - 5:R - 3, R - 5:R - 3] = 255  # and inside the last patch
+    tokens = {name: np.asarray(model._patches(jnp.asarray(im), 0)[0]) for name, im in
+              (("blank", blank), ("one", one), ("two", two))}
+    changed_one = np.abs(tokens["one"] - tokens["blank"]).sum(-1) > 1e-6
+    changed_two = np.abs(tokens["two"] - tokens["blank"]).sum(-1) > 1e-6
+    assert changed_one.nonzero()[0].tolist() == [0]
+    assert changed_two.nonzero()[0].tolist() == [0, (R // P) ** 2 - 1]
+    np.testing.assert_allclose(tokens["two"][0], tokens["one"][0], atol=1e-5)   # the same item, the same token
+    # Without the option the patch embedding is the linear one: the stem's part is what differs.
+    plain = VLA(_config(), rngs=nnx.Rngs(0))
+    assert plain.patch_features is None
+    stem_part = np.asarray(model.patch_features(vla_module._by_patch(model.keypoint_stem.hidden_features(jnp.asarray(one)), P)))
+    np.testing.assert_allclose(tokens["one"] - np.asarray(plain._patches(jnp.asarray(one), 0)[0]), stem_part[0], atol=1e-5)
+    batch = _batch(config)
+    grads = nnx.jit(lambda m, b: nnx.grad(lambda m: m.compute_loss(b, jax.random.key(0))[0])(m))(model, batch)
+    assert np.abs(np.asarray(grads.to_pure_dict()["patch_features"]["kernel"])).sum() > 0.0
+    with pytest.raises(ValueError, match="stem_patch_features needs the keypoint stem"):
+        VLA(_config(stem_patch_features=True, keypoints=0, subgoal_loss_weight=0.0, summary_mlp_dim=0),
+            rngs=nnx.Rngs(0))
 
 
 def test_windowed_keypoints_feed_the_summary_token_and_the_subgoal_head():

@@ -76,6 +76,12 @@ def model_config(size: str = "tiny") -> ml_collections.ConfigDict:
         # W x W windows (KeypointStem.readout), 1 = whole image only. Must divide image_size.
         # W = 2 measured worse on tidy (0.289 against 0.410: BUILD_NOTES, "Learning", n7).
         keypoint_windows=1,
+        # A learned logit per view, pixel and keypoint added before the softmax (KeypointStem),
+        # so a channel can prefer one region: the nearer of two alike objects. Off = unchanged.
+        keypoint_position_prior=False,
+        # Patch tokens also read the keypoint stem's full-resolution features of their patch
+        # (h2r/model/vla.py `patch_features`): one token per item even where items look alike.
+        stem_patch_features=False,
         # Observation-summary token (h2r/model/vla.py): hidden width of an MLP over all keypoints and
         # the proprio that adds one token to the prefix, 0 = off. Needs keypoints.
         summary_mlp_dim=0,

@@ -56,7 +56,8 @@ class KeypointStem(nnx.Module):
     """images uint8 [B, R, R, 3] -> `num_keypoints` tokens [B, K, width], one (x, y) each."""
 
     def __init__(self, channels: int, num_keypoints: int, width: int, *, temperature: float = 10.0,
-                 hidden_layers: int = 1, windows: int = 1, rngs: nnx.Rngs, dtype=jnp.float32):
+                 hidden_layers: int = 1, windows: int = 1, position_prior: bool = False,
+                 image_size: int = 32, rngs: nnx.Rngs, dtype=jnp.float32):
         if hidden_layers < 1:
             raise ValueError(f"model.keypoint_layers={hidden_layers}: expected >= 1")
         self.kernel1, self.bias1 = conv_params(rngs, 3, channels)
@@ -78,20 +79,36 @@ class KeypointStem(nnx.Module):
         # Made last so a one-layer stem draws exactly the initialization it always drew.
         self.hidden = nnx.List([nnx.Dict(zip(("kernel", "bias"), conv_params(rngs, channels, channels)))
                                 for _ in range(hidden_layers - 1)])
+        # Optional learned position prior: a logit per view, pixel and channel added before the
+        # softmax (zero at init, so the stem starts as without it; it draws no randomness).
+        # Why: the expert takes the nearest of two alike objects first, and a local conv fires on
+        # both alike, so a whole-image softmax lands between them (BUILD_NOTES, n4). A logit that
+        # rises toward where the arm starts lets a channel's softmax pick the nearer one.
+        self.position_bias = (nnx.Param(jnp.zeros((2, image_size, image_size, num_keypoints)),
+                                        out_sharding=(None, None, None, "conv"))
+                              if position_prior else None)
 
-    def _logits(self, images: jax.Array) -> jax.Array:
-        """Per-pixel keypoint logits, f32 [B, R, R, K] (temperature applied)."""
+    def hidden_features(self, images: jax.Array) -> jax.Array:
+        """The last hidden conv's full-resolution features, f32 [B, R, R, channels]."""
         x = images.astype(jnp.float32) / 127.5 - 1.0
         h = jax.nn.relu(conv2d(x, self.kernel1[...], self.bias1[...]))
         for layer in self.hidden:
             h = jax.nn.relu(conv2d(h, layer["kernel"][...], layer["bias"][...]))
-        return conv2d(h, self.kernel2[...], None) * jnp.exp(self.log_temperature[...])
+        return h
 
-    def keypoints(self, images: jax.Array) -> jax.Array:
+    def _logits(self, images: jax.Array, view: int = 0) -> jax.Array:
+        """Per-pixel keypoint logits, f32 [B, R, R, K] (temperature applied); `view` 0 head, 1 wrist
+        picks the position prior."""
+        logits = conv2d(self.hidden_features(images), self.kernel2[...], None) * jnp.exp(self.log_temperature[...])
+        if self.position_bias is not None:
+            logits = logits + self.position_bias[...][view]
+        return logits
+
+    def keypoints(self, images: jax.Array, view: int = 0) -> jax.Array:
         """Expected (row, col) of each channel's softmax, f32 [B, K, 2] in [-1, 1]."""
-        return _expected_position(self._logits(images))
+        return _expected_position(self._logits(images, view))
 
-    def readout(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def readout(self, images: jax.Array, view: int = 0) -> tuple[jax.Array, jax.Array]:
         """(keypoints [B, K, 2], features [B, F]): the features are the keypoints flattened and, with
         `windows` W > 1, each channel's softmax taken again within each of W x W image windows:
         its expected position there and the share of the channel's mass the window holds
@@ -105,7 +122,7 @@ class KeypointStem(nnx.Module):
         made tidy worse (0.289 against 0.410) and the heading still averaged the two items (n7), so
         the midpoint is not the softmax's; kept as an option for experiments, off by default.
         """
-        return readout(self._logits(images), self.windows)
+        return readout(self._logits(images, view), self.windows)
 
     def feature_dim(self) -> int:
         """F of `readout`'s features."""

@@ -64,7 +64,7 @@ def lr_schedule(train_config) -> optax.Schedule:
 
 
 NO_DECAY = ("image_pos", "text_pos", "subtask_pos", "action_pos", "view_embed", "query_slots", "channel_embed",
-            "action_queries")
+            "action_queries", "position_bias")
 
 
 def make_optimizer(train_config) -> optax.GradientTransformation:
