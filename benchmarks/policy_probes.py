@@ -29,8 +29,9 @@ subtask      The high level in closed loop: at every visited state, the subtask 
 keypoints    Linear probe from the head/wrist keypoints (model.keypoints > 0) to where things are
              on reset states of the scenes named (--scene, comma-separated) and --family: R^2 of the
              best single keypoint and of all of them, for the first two task objects (eggs by
-             colour, white then brown; other families in the order the expert moves them) and the
-             effector. R^2 near 0: the stem does not track it.
+             colour, white then brown; other families in the order the expert moves them), their
+             midpoint and difference, and the effector. R^2 near 0: the stem does not track it; the
+             midpoint far above either object: channels fire on both alike objects.
 first-move   At the reset state only: the policy's first commanded move against the expert's on many
              layouts (--layouts unseen or train), by the angle between the first two task objects
              and by the number of distractors, with where the policy heads on the arc from the
@@ -452,10 +453,13 @@ def keypoint_probe(args) -> dict:
         names = ("white egg", "brown egg")
     else:
         names = ("object 1", "object 2")
-    targets = {names[0]: objects[:, 0], names[1]: objects[:, 1], "effector": s.ee}
+    # Their midpoint and difference too: keypoints that explain the midpoint far better than either
+    # object fire on both (a softmax over two alike objects lands between them; session 22).
+    targets = {names[0]: objects[:, 0], names[1]: objects[:, 1], "midpoint": objects.mean(1),
+               "difference": objects[:, 0] - objects[:, 1], "effector": s.ee}
     out = {}
-    for view in ("image", "wrist_image"):
-        kp = np.asarray(model.keypoint_stem.keypoints(obs[view]))
+    for index, view in enumerate(("image", "wrist_image")):
+        kp = np.asarray(model.keypoint_stem.keypoints(obs[view], index))
         for name, y in targets.items():
             single = max(_r2(kp[:, k], y) for k in range(kp.shape[1]))
             out[f"{view} {name}"] = {"best_keypoint_r2": round(single, 3), "all_keypoints_r2": round(_r2(kp.reshape(n, -1), y), 3)}

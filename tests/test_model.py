@@ -334,8 +334,11 @@ def test_stem_patch_features_keep_two_alike_items_in_their_own_tokens():
     one, two = blank.copy(), blank.copy()
     one[0, 3:5, 3:5] = 255                                    # inside patch 0 (with the 5 px receptive field)
     two[0, 3:5, 3:5] = two[0, R - 5:R - 3, R - 5:R - 3] = 255  # and inside the last patch
-    tokens = {name: np.asarray(model._patches(jnp.asarray(im), 0)[0]) for name, im in
-              (("blank", blank), ("one", one), ("two", two))}
+    def patches(m, im):
+        im = jnp.asarray(im)
+        return np.asarray(m._patches(im, 0, m.keypoint_stem.hidden_features(im))[0])
+
+    tokens = {name: patches(model, im) for name, im in (("blank", blank), ("one", one), ("two", two))}
     changed_one = np.abs(tokens["one"] - tokens["blank"]).sum(-1) > 1e-6
     changed_two = np.abs(tokens["two"] - tokens["blank"]).sum(-1) > 1e-6
     assert changed_one.nonzero()[0].tolist() == [0]
@@ -345,13 +348,35 @@ def test_stem_patch_features_keep_two_alike_items_in_their_own_tokens():
     plain = VLA(_config(), rngs=nnx.Rngs(0))
     assert plain.patch_features is None
     stem_part = np.asarray(model.patch_features(vla_module._by_patch(model.keypoint_stem.hidden_features(jnp.asarray(one)), P)))
-    np.testing.assert_allclose(tokens["one"] - np.asarray(plain._patches(jnp.asarray(one), 0)[0]), stem_part[0], atol=1e-5)
+    np.testing.assert_allclose(tokens["one"] - patches(plain, one), stem_part[0], atol=1e-5)
     batch = _batch(config)
     grads = nnx.jit(lambda m, b: nnx.grad(lambda m: m.compute_loss(b, jax.random.key(0))[0])(m))(model, batch)
     assert np.abs(np.asarray(grads.to_pure_dict()["patch_features"]["kernel"])).sum() > 0.0
     with pytest.raises(ValueError, match="stem_patch_features needs the keypoint stem"):
         VLA(_config(stem_patch_features=True, keypoints=0, subgoal_loss_weight=0.0, summary_mlp_dim=0),
             rngs=nnx.Rngs(0))
+
+
+def test_two_peaks_find_both_alike_objects_where_the_softmax_gives_their_midpoint():
+    from h2r.model import keypoints
+    R = 32
+    logits = np.full((1, R, R, 1), -30.0, np.float32)
+    logits[0, 4, 6, 0] = logits[0, 25, 20, 0] = 0.0
+    logits[0, 4, 7, 0] = -1.0                                   # the first item is two pixels wide
+    grid = keypoints._pixel_grid(R).reshape(R, R, 2)
+    points, features = keypoints.readout(jnp.asarray(logits), 1, peaks=True)
+    peaks = np.asarray(features[0, 2:]).reshape(5)
+    first = (grid[4, 6] + np.exp(-1.0) * grid[4, 7]) / (1 + np.exp(-1.0))   # the window's softmax
+    found = sorted([tuple(peaks[0:2].round(4)), tuple(peaks[2:4].round(4))])
+    np.testing.assert_allclose(found, sorted([tuple(first.round(4)), tuple(grid[25, 20].round(4))]), atol=1e-3)
+    np.testing.assert_allclose(peaks[4], 1 / (1 + (1 + np.exp(-1.0))), atol=1e-3)   # the second's share
+    for peak in found:                                          # the global softmax: between them
+        assert np.linalg.norm(np.asarray(points[0, 0]) - np.asarray(peak)) > 0.5
+    logits[0, 25, 20, 0] = -30.0                                # one item left: the second peak is noise
+    _, features = keypoints.readout(jnp.asarray(logits), 1, peaks=True)
+    assert float(features[0, -1]) < 1e-3
+    model = VLA(_config(keypoint_peaks=True), rngs=nnx.Rngs(0))
+    assert model.keypoint_stem.feature_dim() == 7 * model.config.keypoints
 
 
 def test_windowed_keypoints_feed_the_summary_token_and_the_subgoal_head():

@@ -82,6 +82,9 @@ def model_config(size: str = "tiny") -> ml_collections.ConfigDict:
         # Patch tokens also read the keypoint stem's full-resolution features of their patch
         # (h2r/model/vla.py `patch_features`): one token per item even where items look alike.
         stem_patch_features=False,
+        # The summary token and the subgoal head also read each channel's two strongest peaks
+        # (keypoints.two_peaks): two alike items as two positions, not their midpoint.
+        keypoint_peaks=False,
         # Observation-summary token (h2r/model/vla.py): hidden width of an MLP over all keypoints and
         # the proprio that adds one token to the prefix, 0 = off. Needs keypoints.
         summary_mlp_dim=0,

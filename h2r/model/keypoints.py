@@ -26,10 +26,38 @@ def _expected_position(logits: jax.Array) -> jax.Array:
     return jnp.einsum("bnk,nc->bkc", prob, _pixel_grid(R))
 
 
-def readout(logits: jax.Array, windows: int) -> tuple[jax.Array, jax.Array]:
+def two_peaks(logits: jax.Array, radius: int = 2) -> jax.Array:
+    """logits [B, R, R, K] -> per channel its two strongest peaks, f32 [B, K, 5]: (row, col) of
+    the first, (row, col) of the second, and the second's share of the two peaks' mass.
+
+    A peak is the softmax-expected position within the (2 radius + 1)^2 pixels around the
+    channel's argmax; the second peak's argmax excludes the first's window. The argmax is not
+    differentiated (the window's softmax is), so the global softmax keypoints keep teaching the stem
+    where to fire; these read out two places where one global softmax gives their midpoint.
+    """
+    B, R, _, K = logits.shape
+    flat = logits.reshape(B, R * R, K)
+    pixel = jnp.asarray(np.stack(np.meshgrid(np.arange(R), np.arange(R), indexing="ij"), -1).reshape(-1, 2))
+    grid = _pixel_grid(R)
+    masked, peaks, strengths = flat, [], []
+    for _ in range(2):
+        center = pixel[jnp.argmax(jax.lax.stop_gradient(masked), axis=1)]                  # [B, K, 2]
+        near = jnp.max(jnp.abs(pixel[None, :, None] - center[:, None]), -1) <= radius      # [B, R*R, K]
+        window = jnp.where(near, flat, -1e9)
+        peaks.append(jnp.einsum("bnk,nc->bkc", jax.nn.softmax(window, axis=1), grid))
+        strengths.append(jax.nn.logsumexp(window, axis=1))
+        masked = jnp.where(near, -1e9, masked)
+    share = jax.nn.sigmoid(strengths[1] - strengths[0])[..., None]
+    return jnp.concatenate([peaks[0], peaks[1], share], -1)
+
+
+def readout(logits: jax.Array, windows: int, peaks: bool = False) -> tuple[jax.Array, jax.Array]:
     """logits [B, R, R, K] -> (keypoints [B, K, 2], features [B, F]); see KeypointStem.readout."""
     points = _expected_position(logits)
     B, R, _, K = logits.shape
+    if peaks:
+        _, features = readout(logits, windows)
+        return points, jnp.concatenate([features, two_peaks(logits).reshape(B, -1)], -1)
     if windows == 1:
         return points, points.reshape(B, -1)
     W = windows
@@ -57,7 +85,7 @@ class KeypointStem(nnx.Module):
 
     def __init__(self, channels: int, num_keypoints: int, width: int, *, temperature: float = 10.0,
                  hidden_layers: int = 1, windows: int = 1, position_prior: bool = False,
-                 image_size: int = 32, rngs: nnx.Rngs, dtype=jnp.float32):
+                 peaks: bool = False, image_size: int = 32, rngs: nnx.Rngs, dtype=jnp.float32):
         if hidden_layers < 1:
             raise ValueError(f"model.keypoint_layers={hidden_layers}: expected >= 1")
         self.kernel1, self.bias1 = conv_params(rngs, 3, channels)
@@ -74,6 +102,7 @@ class KeypointStem(nnx.Module):
         self.channel_embed = param(rngs, nnx.initializers.normal(0.02), (num_keypoints, width), ("seq", "embed"))
         self.dtype = dtype
         self.windows = windows
+        self.peaks = peaks
         # Further hidden convs (model.keypoint_layers > 1) widen the receptive field (5 px with one):
         # an egg with its rim is 3-4 px, a checker corner or a wood grain looks alike at 5 px.
         # Made last so a one-layer stem draws exactly the initialization it always drew.
@@ -99,7 +128,10 @@ class KeypointStem(nnx.Module):
     def _logits(self, images: jax.Array, view: int = 0) -> jax.Array:
         """Per-pixel keypoint logits, f32 [B, R, R, K] (temperature applied); `view` 0 head, 1 wrist
         picks the position prior."""
-        logits = conv2d(self.hidden_features(images), self.kernel2[...], None) * jnp.exp(self.log_temperature[...])
+        return self._logits_of(self.hidden_features(images), view)
+
+    def _logits_of(self, hidden: jax.Array, view: int) -> jax.Array:
+        logits = conv2d(hidden, self.kernel2[...], None) * jnp.exp(self.log_temperature[...])
         if self.position_bias is not None:
             logits = logits + self.position_bias[...][view]
         return logits
@@ -107,6 +139,12 @@ class KeypointStem(nnx.Module):
     def keypoints(self, images: jax.Array, view: int = 0) -> jax.Array:
         """Expected (row, col) of each channel's softmax, f32 [B, K, 2] in [-1, 1]."""
         return _expected_position(self._logits(images, view))
+
+    def readout_with_features(self, images: jax.Array, view: int = 0):
+        """(keypoints, features, hidden): `readout` and the `hidden_features` it was computed from
+        (the stem runs once)."""
+        hidden = self.hidden_features(images)
+        return (*readout(self._logits_of(hidden, view), self.windows, self.peaks), hidden)
 
     def readout(self, images: jax.Array, view: int = 0) -> tuple[jax.Array, jax.Array]:
         """(keypoints [B, K, 2], features [B, F]): the features are the keypoints flattened and, with
@@ -122,12 +160,12 @@ class KeypointStem(nnx.Module):
         made tidy worse (0.289 against 0.410) and the heading still averaged the two items (n7), so
         the midpoint is not the softmax's; kept as an option for experiments, off by default.
         """
-        return readout(self._logits(images, view), self.windows)
+        return readout(self._logits(images, view), self.windows, self.peaks)
 
     def feature_dim(self) -> int:
         """F of `readout`'s features."""
         K = self.kernel2[...].shape[-1]
-        return 2 * K + (3 * self.windows ** 2 * K if self.windows > 1 else 0)
+        return 2 * K + (3 * self.windows ** 2 * K if self.windows > 1 else 0) + (5 * K if self.peaks else 0)
 
     def tokens(self, keypoints: jax.Array) -> jax.Array:
         """[B, K, 2] keypoints -> [B, K, width] tokens."""

@@ -101,6 +101,7 @@ class VLA(nnx.Module):
                                            hidden_layers=c.get("keypoint_layers", 1),
                                            windows=c.get("keypoint_windows", 1),
                                            position_prior=c.get("keypoint_position_prior", False),
+                                           peaks=c.get("keypoint_peaks", False),
                                            image_size=c.image_size)
                               if c.get("keypoints", 0) else None)
         # Per view, what the summary token and the subgoal head read of the keypoint stem.
@@ -185,7 +186,9 @@ class VLA(nnx.Module):
     def _check_obs(self, obs) -> None:
         SampleSpec.from_config(self.config).check(obs, ("image", "wrist_image", "state", "instruction"))
 
-    def _patches(self, images: jax.Array, view: int) -> jax.Array:
+    def _patches(self, images: jax.Array, view: int, stem_features: jax.Array | None = None) -> jax.Array:
+        """Patch tokens of one view; `stem_features`: the keypoint stem's hidden features of the
+        view (read by model.stem_patch_features)."""
         c = self.config
         P = c.patch_size
         if isinstance(self.patch_embed, ConvStem):
@@ -194,18 +197,19 @@ class VLA(nnx.Module):
             x = images.astype(jnp.float32) / 127.5 - 1.0
             x = self.patch_embed(_by_patch(x, P))
         if self.patch_features is not None:
-            x = x + self.patch_features(_by_patch(self.keypoint_stem.hidden_features(images), P))
+            x = x + self.patch_features(_by_patch(stem_features, P))
         return x + (self.image_pos[...] + self.view_embed[view]).astype(self.dtype)
 
     def _keypoint_tokens(self, keypoints: jax.Array, view: int) -> jax.Array:
         return self.keypoint_stem.tokens(keypoints) + self.view_embed[view].astype(self.dtype)
 
     def _keypoints(self, obs):
-        """Per view (head, wrist): (keypoints [B, K, 2], features [B, F]) (KeypointStem.readout);
-        None without a keypoint stem."""
+        """Per view (head, wrist): (keypoints [B, K, 2], features [B, F], the stem's hidden features)
+        (KeypointStem.readout_with_features); None without a keypoint stem."""
         if self.keypoint_stem is None:
             return None
-        return self.keypoint_stem.readout(obs["image"], 0), self.keypoint_stem.readout(obs["wrist_image"], 1)
+        return (self.keypoint_stem.readout_with_features(obs["image"], 0),
+                self.keypoint_stem.readout_with_features(obs["wrist_image"], 1))
 
     def _summary_token(self, head, wrist, image_mask, state) -> jax.Array:
         """The observation-summary token [B, 1, D]: MLP(keypoint features of both views, proprio); a
@@ -233,13 +237,15 @@ class VLA(nnx.Module):
             state = jnp.zeros_like(state)
         Ls, Np = c.max_subtask_len, self.num_patches
 
+        keypoints = keypoints or self._keypoints(obs)
+        head_stem, wrist_stem = (keypoints[0][2], keypoints[1][2]) if keypoints else (None, None)
         parts = [  # (tokens [B, n, D], valid [B, n], group)
-            (self._patches(obs["image"], 0), jnp.broadcast_to(image_mask[:, :1], (B, Np)), OBS),
-            (self._patches(obs["wrist_image"], 1), jnp.broadcast_to(image_mask[:, 1:2], (B, Np)), OBS),
+            (self._patches(obs["image"], 0, head_stem), jnp.broadcast_to(image_mask[:, :1], (B, Np)), OBS),
+            (self._patches(obs["wrist_image"], 1, wrist_stem), jnp.broadcast_to(image_mask[:, 1:2], (B, Np)), OBS),
         ]
         if self.keypoint_stem is not None:
             K = c.keypoints
-            (head, head_features), (wrist, wrist_features) = keypoints or self._keypoints(obs)
+            (head, head_features, _), (wrist, wrist_features, _) = keypoints
             parts += [(self._keypoint_tokens(head, 0), jnp.broadcast_to(image_mask[:, :1], (B, K)), OBS),
                       (self._keypoint_tokens(wrist, 1), jnp.broadcast_to(image_mask[:, 1:2], (B, K)), OBS)]
             if self.summary_in is not None:
@@ -347,7 +353,7 @@ class VLA(nnx.Module):
     def _add_subgoal_loss(self, batch, keypoints, loss, metrics):
         """Masked MSE of the subgoal head against the hindsight subgoal (normalized proprio), on
         samples with a proprio (robots), weighted like their action loss."""
-        views = [features for _, features in keypoints]
+        views = [features for _, features, _ in keypoints]
         tokens = batch["subtask"]
         valid = (tokens != 0).astype(jnp.float32)[..., None]
         subtask = jnp.sum(self._text(tokens, 0.0) * valid, 1) / jnp.maximum(jnp.sum(valid, 1), 1.0)
