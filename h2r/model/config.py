@@ -76,14 +76,16 @@ def model_config(size: str = "tiny") -> ml_collections.ConfigDict:
         # W x W windows (KeypointStem.readout), 1 = whole image only. Must divide image_size.
         # W = 2 measured worse on tidy (0.289 against 0.410: BUILD_NOTES, "Learning", n7).
         keypoint_windows=1,
-        # A learned logit per view, pixel and keypoint added before the softmax (KeypointStem),
-        # so a channel can prefer one region: the nearer of two alike objects. Off = unchanged.
+        # Three ways to keep two alike items apart, off by default; each measured on tidy against
+        # 0.410 (BUILD_NOTES, "Learning", session 22, q2-q5), none adopted:
+        # a learned logit per view, pixel and keypoint added before the softmax (KeypointStem), so
+        # a channel can prefer one region, the nearer of two items (0.383);
         keypoint_position_prior=False,
-        # Patch tokens also read the keypoint stem's full-resolution features of their patch
-        # (h2r/model/vla.py `patch_features`): one token per item even where items look alike.
+        # patch tokens also read the keypoint stem's full-resolution features of their patch
+        # (h2r/model/vla.py `patch_features`), one token per item (0.250);
         stem_patch_features=False,
-        # The summary token and the subgoal head also read each channel's two strongest peaks
-        # (keypoints.two_peaks): two alike items as two positions, not their midpoint.
+        # the summary token and the subgoal head also read each channel's two strongest peaks
+        # (keypoints.two_peaks), two positions instead of their midpoint (0.371).
         keypoint_peaks=False,
         # Observation-summary token (h2r/model/vla.py): hidden width of an MLP over all keypoints and
         # the proprio that adds one token to the prefix, 0 = off. Needs keypoints.
