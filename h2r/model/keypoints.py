@@ -37,7 +37,7 @@ def two_peaks(logits: jax.Array, radius: int = 2) -> jax.Array:
     """
     B, R, _, K = logits.shape
     flat = logits.reshape(B, R * R, K)
-    pixel = jnp.asarray(np.stack(np.meshgrid(np.arange(R), np.arange(R), indexing="ij"), -1).reshape(-1, 2))
+    pixel = jnp.asarray(np.indices((R, R)).reshape(2, -1).T)                                # (row, col) per pixel
     grid = _pixel_grid(R)
     masked, peaks, strengths = flat, [], []
     for _ in range(2):
@@ -54,12 +54,17 @@ def two_peaks(logits: jax.Array, radius: int = 2) -> jax.Array:
 def readout(logits: jax.Array, windows: int, peaks: bool = False) -> tuple[jax.Array, jax.Array]:
     """logits [B, R, R, K] -> (keypoints [B, K, 2], features [B, F]); see KeypointStem.readout."""
     points = _expected_position(logits)
-    B, R, _, K = logits.shape
+    features = _window_features(logits, points, windows)
     if peaks:
-        _, features = readout(logits, windows)
-        return points, jnp.concatenate([features, two_peaks(logits).reshape(B, -1)], -1)
+        features = jnp.concatenate([features, two_peaks(logits).reshape(len(features), -1)], -1)
+    return points, features
+
+
+def _window_features(logits: jax.Array, points: jax.Array, windows: int) -> jax.Array:
+    """The keypoints flattened and, with windows W > 1, each W x W window's (row, col, mass)."""
+    B, R, _, K = logits.shape
     if windows == 1:
-        return points, points.reshape(B, -1)
+        return points.reshape(B, -1)
     W = windows
     if R % W:
         raise ValueError(f"model.keypoint_windows={W} does not divide the image size {R}")
@@ -71,7 +76,7 @@ def readout(logits: jax.Array, windows: int, peaks: bool = False) -> tuple[jax.A
     lse = jax.nn.logsumexp(win, axis=3)                                            # [B, W, W, K]
     mass = jnp.exp(lse - jax.nn.logsumexp(lse, axis=(1, 2), keepdims=True))       # the window's share
     windowed = jnp.concatenate([where, mass[..., None]], -1).reshape(B, -1)
-    return points, jnp.concatenate([points.reshape(B, -1), windowed], -1)
+    return jnp.concatenate([points.reshape(B, -1), windowed], -1)
 
 
 def _pixel_grid(size: int) -> np.ndarray:
@@ -112,7 +117,8 @@ class KeypointStem(nnx.Module):
         # softmax (zero at init, so the stem starts as without it; it draws no randomness).
         # Why: the expert takes the nearest of two alike objects first, and a local conv fires on
         # both alike, so a whole-image softmax lands between them (BUILD_NOTES, n4). A logit that
-        # rises toward where the arm starts lets a channel's softmax pick the nearer one.
+        # rises toward where the arm starts lets a channel's softmax pick the nearer one. Measured:
+        # tidy 0.383 against 0.410 (BUILD_NOTES, "Learning", q2): off by default.
         self.position_bias = (nnx.Param(jnp.zeros((2, image_size, image_size, num_keypoints)),
                                         out_sharding=(None, None, None, "conv"))
                               if position_prior else None)
@@ -142,7 +148,7 @@ class KeypointStem(nnx.Module):
 
     def readout_with_features(self, images: jax.Array, view: int = 0):
         """(keypoints, features, hidden): `readout` and the `hidden_features` it was computed from
-        (the stem runs once)."""
+        (the stem runs once: the model's patch tokens may read them, model.stem_patch_features)."""
         hidden = self.hidden_features(images)
         return (*readout(self._logits_of(hidden, view), self.windows, self.peaks), hidden)
 
@@ -160,7 +166,7 @@ class KeypointStem(nnx.Module):
         made tidy worse (0.289 against 0.410) and the heading still averaged the two items (n7), so
         the midpoint is not the softmax's; kept as an option for experiments, off by default.
         """
-        return readout(self._logits(images, view), self.windows, self.peaks)
+        return self.readout_with_features(images, view)[:2]
 
     def feature_dim(self) -> int:
         """F of `readout`'s features."""
