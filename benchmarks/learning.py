@@ -11,7 +11,8 @@ kept at every evaluation step) and `h2r eval --step N` on episode seeds never tr
 Beside them, the same episodes under the scripted expert (the ceiling: it reads the world state)
 and under uniformly random actions (the floor).
 
-Rerunning resumes: finished training runs and evaluations are reused. Prints one JSON line: {"a": {setting: {"points": [{"steps", "success", "ci95", "train_s"}...],
+Rerunning resumes: finished training runs and evaluations are reused. Prints one JSON line: {"a": {setting: {"points": [{"steps", "success", "ci95", "train_s",
+"breakdown", "outcomes"}...],
 "expert", "random"}}, "b": {...}, "config": {...}}. `train_s` is the trainer's own wall clock at
 that step (compilation excluded, checkpointing included); `wall_s` per run adds start-up and
 compilation.
@@ -83,8 +84,11 @@ def evaluate(workdir: str, setting: str, step: int, args, log: str) -> dict:
                    "--episodes", str(args.episodes), "--record", "0", "--out", out], log)
     with open(out) as f:
         result = json.load(f)
+    # Per-episode outcomes as one "0"/"1" string in episode order: two rows evaluated on the same
+    # episodes can then be compared paired (`benchmarks/paired.py`) from their JSON lines alone.
     return {"success": result["success_rate"], "ci95": [round(x, 3) for x in result["ci95"]],
-            "breakdown": {k: v["count"] for k, v in result.get("failure_breakdown", {}).items()}}
+            "breakdown": {k: v["count"] for k, v in result.get("failure_breakdown", {}).items()},
+            "outcomes": "".join(str(int(s)) for s in result["successes"])}
 
 
 def reference(workdir: str, setting: str, args) -> dict:

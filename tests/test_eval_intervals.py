@@ -50,3 +50,19 @@ def test_degenerate_and_bad_inputs():
         intervals.wilson_interval(0, 0)
     with pytest.raises(ValueError, match="unknown interval method"):
         intervals.success_interval([1, 0], "jackknife")
+
+
+def test_paired_test_counts_discordant_episodes_only():
+    a = np.array([1, 1, 0, 0, 1] * 20)
+    b = np.array([1, 0, 0, 0, 1] * 20)          # a wins 20 episodes, b none
+    result = intervals.paired_test(a, b)
+    assert (result["a_only"], result["b_only"]) == (20, 0)
+    assert result["p"] < 1e-5                   # 0.5 ** 20 * 2
+    same = intervals.paired_test(a, a)
+    assert same == {"a_only": 0, "b_only": 0, "p": 1.0}
+    balanced = intervals.paired_test([1, 0] * 10, [0, 1] * 10)
+    assert balanced["p"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same episodes"):
+        intervals.paired_test([1, 0], [1, 0, 1])
+    with pytest.raises(ValueError, match="0 or 1"):
+        intervals.paired_test([1, 2], [1, 0])

@@ -27,6 +27,24 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return float(ci.low), float(ci.high)
 
 
+def paired_test(a: Sequence[int] | np.ndarray, b: Sequence[int] | np.ndarray) -> dict:
+    """Exact McNemar test of two policies evaluated on the same episodes (0/1 outcomes each).
+
+    Pairing removes the episodes' own difficulty: only the discordant episodes (one succeeds, the
+    other fails) carry information, and under "no difference" each is a fair coin. Returns the
+    counts `a_only`, `b_only` and the two-sided binomial `p`.
+    """
+    a, b = np.asarray(a, dtype=int), np.asarray(b, dtype=int)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired_test needs two outcome vectors over the same episodes, got shapes "
+                         f"{a.shape} and {b.shape}")
+    if not np.all(np.isin(a, (0, 1))) or not np.all(np.isin(b, (0, 1))):
+        raise ValueError("paired_test: outcomes must be 0 or 1")
+    a_only, b_only = int(np.sum((a == 1) & (b == 0))), int(np.sum((a == 0) & (b == 1)))
+    p = stats.binomtest(a_only, a_only + b_only).pvalue if a_only + b_only else 1.0
+    return {"a_only": a_only, "b_only": b_only, "p": float(p)}
+
+
 def bootstrap_interval(
     values: Sequence[float] | np.ndarray,
     statistic: Callable[..., np.ndarray] = np.mean,
