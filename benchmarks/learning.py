@@ -12,7 +12,7 @@ Beside them, the same episodes under the scripted expert (the ceiling: it reads 
 and under uniformly random actions (the floor).
 
 Rerunning resumes: finished training runs and evaluations are reused. Prints one JSON line: {"a": {setting: {"points": [{"steps", "success", "ci95", "train_s",
-"breakdown", "outcomes"}...],
+"breakdown", "outcomes", "episodes_digest"}...],
 "expert", "random"}}, "b": {...}, "config": {...}}. `train_s` is the trainer's own wall clock at
 that step (compilation excluded, checkpointing included); `wall_s` per run adds start-up and
 compilation.
@@ -82,13 +82,16 @@ def evaluate(workdir: str, setting: str, step: int, args, log: str) -> dict:
     if not os.path.exists(out):  # a rerun of the benchmark reuses finished evaluations
         run(H2R + ["eval", "--workdir", workdir, "--setting", setting, "--step", str(step),
                    "--episodes", str(args.episodes), "--record", "0", "--out", out], log)
+    from h2r.eval import success
+
     with open(out) as f:
         result = json.load(f)
     # Per-episode outcomes as one "0"/"1" string in episode order: two rows evaluated on the same
     # episodes can then be compared paired (`benchmarks/paired.py`) from their JSON lines alone.
     return {"success": result["success_rate"], "ci95": [round(x, 3) for x in result["ci95"]],
             "breakdown": {k: v["count"] for k, v in result.get("failure_breakdown", {}).items()},
-            "outcomes": "".join(str(int(s)) for s in result["successes"])}
+            "outcomes": "".join(str(int(s)) for s in result["successes"]),
+            "episodes_digest": success.episodes_digest(result["episodes_detail"])}
 
 
 def reference(workdir: str, setting: str, args) -> dict:

@@ -2,7 +2,8 @@
 
 Each argument is a learning-benchmark JSON line (`benchmarks/learning.py` output, its points
 carry per-episode `outcomes`) or an `h2r eval --out` JSON (its `successes`). Two rows of one
-setting and step count see the same unseen episodes, so an exact McNemar test on the episodes
+setting and step count see the same unseen episodes (their `episodes_digest` checks it; rows
+written before it existed are trusted), so an exact McNemar test on the episodes
 where they disagree (`h2r.eval.intervals.paired_test`) is far more sensitive than comparing the
 two success rates.
 
@@ -17,15 +18,16 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from h2r.eval import intervals  # noqa: E402
+from h2r.eval import intervals, success  # noqa: E402
 
 
-def outcomes(path: str, setting: str | None, step: int | None) -> list[int]:
-    """Per-episode 0/1 outcomes of one file; `setting`/`step` pick a benchmark point."""
+def outcomes(path: str, setting: str | None, step: int | None) -> tuple[list[int], str | None]:
+    """(per-episode 0/1 outcomes, episodes digest or None) of one file; `setting`/`step` pick a
+    benchmark point."""
     with open(path) as f:
         row = json.loads(f.read().strip().splitlines()[-1])
     if "successes" in row:                                   # an `h2r eval --out` JSON
-        return [int(s) for s in row["successes"]]
+        return [int(s) for s in row["successes"]], success.episodes_digest(row["episodes_detail"])
     if "a" not in row:
         raise SystemExit(f"{path}: neither a learning-benchmark JSON line (key 'a') nor an eval JSON "
                          f"(key 'successes')")
@@ -39,7 +41,7 @@ def outcomes(path: str, setting: str | None, step: int | None) -> list[int]:
     if "outcomes" not in points[0]:
         raise SystemExit(f"{path}: this point has no per-episode 'outcomes' (written before session 23); "
                          f"rerun its evaluation to compare it paired")
-    return [int(c) for c in points[0]["outcomes"]]
+    return [int(c) for c in points[0]["outcomes"]], points[0].get("episodes_digest")
 
 
 def main() -> None:
@@ -49,7 +51,10 @@ def main() -> None:
     p.add_argument("--setting", help="benchmark setting, when a line holds several")
     p.add_argument("--step", type=int, help="benchmark step, when a setting has several points")
     args = p.parse_args()
-    a, b = (outcomes(x, args.setting, args.step) for x in (args.a, args.b))
+    (a, digest_a), (b, digest_b) = (outcomes(x, args.setting, args.step) for x in (args.a, args.b))
+    if digest_a and digest_b and digest_a != digest_b:
+        raise SystemExit(f"{args.a} and {args.b} ran different episodes (digests {digest_a} and {digest_b}): "
+                         f"a paired test needs the same setting, episode count and excluded training seeds")
     result = intervals.paired_test(a, b)
     print(json.dumps({"a": args.a, "b": args.b, "episodes": len(a), "success_a": round(sum(a) / len(a), 3),
                       "success_b": round(sum(b) / len(b), 3), **result, "p": round(result["p"], 4)}))

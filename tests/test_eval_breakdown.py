@@ -69,6 +69,12 @@ def test_summarize_keeps_episode_details_and_old_keys():
     assert d[5]["success"] is True and d[5]["stage"] == "success"
     assert r["failure_breakdown"]["success"]["count"] == sum(r["successes"]) == 2
     assert r["failure_stages"] == list(success.failure_breakdown(o.max_phase, o.success, o.num_phases))
+    # The digest names the episodes run: the same episodes give the same one, another seed another.
+    again = success.summarize(o, es, combos, ["t"] * n, interval="wilson", seed=0, execute_steps=1,
+                              max_steps=48, wall=2.0, seeds=seeds)
+    other = success.summarize(o, es, combos, ["t"] * n, interval="wilson", seed=0, execute_steps=1,
+                              max_steps=48, wall=1.0, seeds=seeds + np.uint32(1))
+    assert r["episodes_digest"] == again["episodes_digest"] != other["episodes_digest"]
 
 
 # --------------------------------------------------------------------------- pretrain:ROBOT

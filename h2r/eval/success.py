@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import time
@@ -337,6 +338,15 @@ def instructions(states) -> list[str]:
     return [tasks.instruction_from_state(tasks.unbatch(states, i)) for i in range(len(states.t))]
 
 
+def episodes_digest(details: list[dict]) -> str:
+    """A short digest of which episodes were run (scene, task, variant, seed per episode, in order).
+
+    Two evaluations with the same digest ran the same episodes, so their per-episode outcomes can
+    be compared paired (`intervals.paired_test`, `benchmarks/paired.py`)."""
+    text = ";".join(f"{d['scene']}/{d['task_family']}/{d['variant']}/{d['seed']}" for d in details)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
 def summarize(outcome, es: EvalSetting, combos, texts, *, interval, seed, execute_steps, max_steps,
               wall, seeds=None) -> dict:
     successes = outcome.success.astype(int)
@@ -370,6 +380,7 @@ def summarize(outcome, es: EvalSetting, combos, texts, *, interval, seed, execut
         "failure_stages": list(breakdown),   # the breakdown's stages in task order (JSON keys get sorted)
         "per_combination": {k: float(np.mean(v)) for k, v in per_combo.items()},
         "episodes_detail": details,
+        "episodes_digest": episodes_digest(details),
         "instructions": texts[: min(len(texts), 8)],
         "seed": seed, "execute_steps": execute_steps, "max_steps": max_steps,
         "wall_s": round(wall, 3), "episodes_per_s": round(len(successes) / max(wall, 1e-9), 3),
