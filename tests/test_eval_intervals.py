@@ -57,7 +57,7 @@ def test_paired_test_counts_discordant_episodes_only():
     b = np.array([1, 0, 0, 0, 1] * 20)          # a wins 20 episodes, b none
     result = intervals.paired_test(a, b)
     assert (result["a_only"], result["b_only"]) == (20, 0)
-    assert result["p"] < 1e-5                   # 0.5 ** 20 * 2
+    assert result["p"] == pytest.approx(2 * 0.5 ** 20)   # two-sided: 20 heads of 20 fair coins
     same = intervals.paired_test(a, a)
     assert same == {"a_only": 0, "b_only": 0, "p": 1.0}
     balanced = intervals.paired_test([1, 0] * 10, [0, 1] * 10)
