@@ -38,6 +38,13 @@ first-move   At the reset state only: the policy's first commanded move against 
              first object (0) to the second (1). Wrong first moves on the run's own training
              layouts are not covariate shift (nothing has drifted yet); a median near 0.5 is a
              policy averaging two targets (BUILD_NOTES.md, "Learning", session 19).
+grasp        Where reaches fail (h2r eval's unseen episodes, the policy driving): at every reach step
+             with an open, empty gripper, by distance to the nearest unfinished task object, how
+             often the policy closes against the noise-free expert in the same state; and for each
+             episode that ends in a reach, how close it came to an unfinished object (did it stand
+             within the grasp radius and not close?) and whether it ever held a distractor. A policy
+             that reaches its object but closes there far less often than the expert does fails
+             the grasp decision, not the reach (BUILD_NOTES.md, "Learning", session 24).
 handover     The expert drives until phase --phase (2: the second reach), then the policy: its
              success from the expert's states there against from its own (the same episodes, the
              policy driving throughout, counted from its arrival at the phase).
@@ -46,6 +53,7 @@ handover     The expert drives until phase --phase (2: the second reach), then t
     .venv/bin/python benchmarks/policy_probes.py train-seeds --workdir RUN --setting sort_eggs:target-robot --episodes 128
     .venv/bin/python benchmarks/policy_probes.py subtask --workdir RUN --setting tidy_new_scenes:target-robot [--oracle]
     .venv/bin/python benchmarks/policy_probes.py keypoints --workdir RUN --scene green_felt
+    .venv/bin/python benchmarks/policy_probes.py grasp --workdir RUN --setting tidy_new_scenes:target-robot --episodes 256
     .venv/bin/python benchmarks/policy_probes.py handover --workdir RUN --setting tidy_new_scenes:target-robot --phase 2
     .venv/bin/python benchmarks/policy_probes.py first-move --workdir RUN --setting tidy_new_scenes:target-robot --layouts train
     .venv/bin/python benchmarks/policy_probes.py keypoints --workdir RUN --family tidy --embodiment jaw_arm \
@@ -157,6 +165,67 @@ def closed_loop(args) -> dict:
     return {"success": float(done.mean()), "episodes": args.episodes, "by_phase_and_distance": table,
             "far_reach": _far_reach(extra), "near_reach": _near_reach(extra), "carry": _carry(extra),
             "first_reach_other_nearer": _other_nearer(extra)}
+
+
+GRASP_BINS = (0.0, 0.05, 0.09, 0.15, 0.3, 2.0)
+
+
+def _reach_geometry(s):
+    """One state: distance from the grasp point to the nearest unfinished task object, and whether
+    the gripper is open and empty (a grasp is possible) in a reach phase."""
+    gp = dynamics.grasp_point(s)
+    unfinished = s.move_active & ~tasks.moves_done(s)
+    dist = jnp.where(unfinished, jnp.linalg.norm(s.obj_pos[s.move_obj] - gp, axis=-1), jnp.inf).min()
+    can_grasp = (tasks.phase(s) % 2 == 0) & (s.grip < 0.5) & (s.held < 0) & ~tasks.success(s)
+    return dist, can_grasp, s.held >= NUM_TASK_OBJECTS
+
+
+def grasp_probe(args) -> dict:
+    e = _episodes(args)
+    observe, step = jax.jit(jax.vmap(e.env.observe)), jax.jit(jax.vmap(e.env.step))
+    done_fn, phase_of = jax.jit(jax.vmap(tasks.success)), jax.jit(jax.vmap(tasks.phase))
+    geometry, command = jax.jit(jax.vmap(_reach_geometry)), jax.jit(jax.vmap(_command))
+    # The reference closes at whichever unfinished object is nearest now (tasks.expert_move), as
+    # the bins measure distance to it: taking either object first is progress.
+    clean = dataclasses.replace(e.env_config, expert_noise=0.0)
+    nearest_expert = jax.jit(jax.vmap(lambda s: experts.expert_action(s, jax.random.key(0), clean, noise_scale=0.0,
+                                                                      nearest_move=True)))
+    n, state, key = args.episodes, e.state, jax.random.key(args.seed)
+    done, max_phase = np.zeros(n, bool), np.zeros(n, int)
+    closest, held_distractor = np.full(n, np.inf), np.zeros(n, bool)
+    bins = {b: dict(steps=0, policy_closes=0, expert_closes=0) for b in range(len(GRASP_BINS) - 1)}
+    for _ in range(e.env_config.horizon):
+        key, sub = jax.random.split(key)
+        act = _policy_action(e, observe(state), sub)
+        dist, can_grasp, distractor = (np.asarray(x) for x in geometry(state))
+        closes, expert_closes = (np.asarray(command(state, a)[1]) for a in (act, nearest_expert(state)))
+        phase = np.asarray(phase_of(state))
+        live = ~done
+        max_phase[live] = np.maximum(max_phase[live], phase[live])
+        held_distractor |= live & distractor
+        reaching = live & can_grasp
+        closest[reaching] = np.minimum(closest[reaching], dist[reaching])
+        for i in np.flatnonzero(reaching):
+            b = bins[int(np.searchsorted(GRASP_BINS, dist[i], side="right") - 1)]
+            b["steps"] += 1
+            b["policy_closes"] += bool(closes[i])
+            b["expert_closes"] += bool(expert_closes[i])
+        state = step(state, act)
+        done |= np.asarray(done_fn(state))
+    table = [dict(distance=[GRASP_BINS[b], GRASP_BINS[b + 1]], steps=v["steps"],
+                  policy_closes=round(v["policy_closes"] / max(v["steps"], 1), 3),
+                  expert_closes=round(v["expert_closes"] / max(v["steps"], 1), 3)) for b, v in bins.items()]
+    failed_reach = ~done & (max_phase % 2 == 0)
+    reach_failures = {}
+    for phase in sorted(set(max_phase[failed_reach].tolist())):
+        sel = failed_reach & (max_phase == phase)
+        reach_failures[f"reach {phase // 2 + 1}"] = dict(
+            episodes=int(sel.sum()),
+            closest_quantiles_10_50_90=[round(float(q), 3) for q in np.quantile(closest[sel], [0.1, 0.5, 0.9])],
+            came_within_grasp_radius=int((closest[sel] < dynamics.GRASP_RADIUS).sum()),
+            held_a_distractor=int(held_distractor[sel].sum()))
+    return {"success": float(done.mean()), "episodes": n, "grasp_radius": dynamics.GRASP_RADIUS,
+            "open_empty_reach_steps_by_distance": table, "reach_failures": reach_failures}
 
 
 def subtask_probe(args) -> dict:
@@ -475,10 +544,12 @@ def _r2(x: np.ndarray, y: np.ndarray) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("probe", choices=("closed-loop", "train-seeds", "subtask", "keypoints", "first-move", "handover"))
+    p.add_argument("probe", choices=("closed-loop", "train-seeds", "subtask", "keypoints", "first-move", "grasp",
+                                     "handover"))
     p.add_argument("--workdir", required=True, help="a training run directory (h2r train --workdir)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-    p.add_argument("--setting", default="sort_eggs:target-robot", help="closed-loop, train-seeds, subtask: an h2r eval setting")
+    p.add_argument("--setting", default="sort_eggs:target-robot",
+                   help="closed-loop, train-seeds, subtask, grasp, first-move, handover: an h2r eval setting")
     p.add_argument("--episodes", type=int, default=None,
                    help="episodes (closed-loop, default 32) or reset states (keypoints, default 256: the probe "
                         "fits 2K+1 coefficients)")
@@ -502,7 +573,7 @@ def main() -> None:
     args = p.parse_args()
     args.episodes = args.episodes or {"closed-loop": 32, "train-seeds": 128, "subtask": 64}.get(args.probe, 256)
     probe = {"closed-loop": closed_loop, "train-seeds": train_seeds, "subtask": subtask_probe,
-             "keypoints": keypoint_probe, "first-move": first_move,
+             "keypoints": keypoint_probe, "first-move": first_move, "grasp": grasp_probe,
              "handover": handover}[args.probe]
     print(json.dumps(probe(args), indent=1))
 

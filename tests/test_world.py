@@ -127,11 +127,18 @@ def test_episode_record_layout_and_same_seed_same_episodes():
         assert e["is_terminal"][-1] == e["success"] and e["reward"].sum() == float(e["success"])
         assert isinstance(e["instruction"], str) and e["instruction"] and "{" not in e["instruction"]
         assert np.all(np.diff(e["phase"]) >= -1)
-        if e["success"] and n < CFG.horizon:      # ended early: the last steps are after success
-            assert e["subtask"][-1] == "done"
+        if e["success"]:      # a demonstration ends with the step that completes the task: a carry
+            assert "done" not in e["subtask"] and e["phase"][-1] % 2 == 1
     assert sum(e["success"] for e in first) >= 6
     other = _some_episodes(seed0=100)
     assert not np.array_equal(other[0]["image"][0], first[0]["image"][0])
+
+
+def test_episodes_end_with_the_success_step_unless_told_to_go_on():
+    success = np.array([[0, 0, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 1]], bool)
+    np.testing.assert_array_equal(episodes.episode_lengths(success, 0), [3, 7, 7])
+    np.testing.assert_array_equal(episodes.episode_lengths(success, 3), [6, 7, 7])
+    assert EnvConfig().steps_after_success == 0 == TINY.steps_after_success
 
 
 def test_replaying_robot_actions_reproduces_states():

@@ -24,7 +24,8 @@ co-training role (the same layouts: same scene, variant and world seed, so evalu
 avoids the planned seeds, stays on unseen layouts). A rollout episode is recorded like a DART
 episode: observations of the visited states, the expert's noise-free action as the label, the
 policy's action as the executed `command`, the subtask of the move the label works on; it ends as
-a demonstration does (a few steps after success) or at the horizon. Every other dataset is
+a demonstration does (`EnvConfig.steps_after_success` after success: with the step that
+completes the task) or at the horizon. Every other dataset is
 linked, not copied. OUT/generation.json is the source's plus a `dagger` block (run, step, added
 episodes, the rollouts' success). One round: a source that already holds DAgger episodes is refused
 (the robot's dataset is regenerated from the plan, which would drop them).
