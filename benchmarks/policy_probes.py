@@ -171,19 +171,21 @@ GRASP_BINS = (0.0, 0.05, 0.09, 0.15, 0.3, 2.0)
 
 
 def _reach_geometry(s):
-    """One state: distance from the grasp point to the nearest unfinished task object, and whether
-    the gripper is open and empty (a grasp is possible) in a reach phase."""
+    """One state: its phase, the distance from the grasp point to the nearest unfinished task object,
+    whether the gripper is open and empty in a reach phase (a grasp is possible), and whether it
+    holds a distractor."""
     gp = dynamics.grasp_point(s)
     unfinished = s.move_active & ~tasks.moves_done(s)
     dist = jnp.where(unfinished, jnp.linalg.norm(s.obj_pos[s.move_obj] - gp, axis=-1), jnp.inf).min()
-    can_grasp = (tasks.phase(s) % 2 == 0) & (s.grip < 0.5) & (s.held < 0) & ~tasks.success(s)
-    return dist, can_grasp, s.held >= NUM_TASK_OBJECTS
+    phase = tasks.phase(s)
+    can_grasp = (phase % 2 == 0) & (s.grip < 0.5) & (s.held < 0) & ~tasks.success(s)
+    return phase, dist, can_grasp, s.held >= NUM_TASK_OBJECTS
 
 
 def grasp_probe(args) -> dict:
     e = _episodes(args)
     observe, step = jax.jit(jax.vmap(e.env.observe)), jax.jit(jax.vmap(e.env.step))
-    done_fn, phase_of = jax.jit(jax.vmap(tasks.success)), jax.jit(jax.vmap(tasks.phase))
+    done_fn = jax.jit(jax.vmap(tasks.success))
     geometry, command = jax.jit(jax.vmap(_reach_geometry)), jax.jit(jax.vmap(_command))
     # The reference closes at whichever unfinished object is nearest now (tasks.expert_move), as
     # the bins measure distance to it: taking either object first is progress.
@@ -193,28 +195,27 @@ def grasp_probe(args) -> dict:
     n, state, key = args.episodes, e.state, jax.random.key(args.seed)
     done, max_phase = np.zeros(n, bool), np.zeros(n, int)
     closest, held_distractor = np.full(n, np.inf), np.zeros(n, bool)
-    bins = {b: dict(steps=0, policy_closes=0, expert_closes=0) for b in range(len(GRASP_BINS) - 1)}
+    nbins = len(GRASP_BINS) - 1
+    steps, policy_closes, expert_closes = (np.zeros(nbins, int) for _ in range(3))
     for _ in range(e.env_config.horizon):
         key, sub = jax.random.split(key)
         act = _policy_action(e, observe(state), sub)
-        dist, can_grasp, distractor = (np.asarray(x) for x in geometry(state))
-        closes, expert_closes = (np.asarray(command(state, a)[1]) for a in (act, nearest_expert(state)))
-        phase = np.asarray(phase_of(state))
+        phase, dist, can_grasp, distractor = (np.asarray(x) for x in geometry(state))
+        closes, ref_closes = (np.asarray(command(state, a)[1]) for a in (act, nearest_expert(state)))
         live = ~done
         max_phase[live] = np.maximum(max_phase[live], phase[live])
         held_distractor |= live & distractor
         reaching = live & can_grasp
         closest[reaching] = np.minimum(closest[reaching], dist[reaching])
-        for i in np.flatnonzero(reaching):
-            b = bins[int(np.searchsorted(GRASP_BINS, dist[i], side="right") - 1)]
-            b["steps"] += 1
-            b["policy_closes"] += bool(closes[i])
-            b["expert_closes"] += bool(expert_closes[i])
+        b = np.searchsorted(GRASP_BINS, dist[reaching], side="right") - 1
+        steps += np.bincount(b, minlength=nbins)
+        policy_closes += np.bincount(b, closes[reaching], minlength=nbins).astype(int)
+        expert_closes += np.bincount(b, ref_closes[reaching], minlength=nbins).astype(int)
         state = step(state, act)
         done |= np.asarray(done_fn(state))
-    table = [dict(distance=[GRASP_BINS[b], GRASP_BINS[b + 1]], steps=v["steps"],
-                  policy_closes=round(v["policy_closes"] / max(v["steps"], 1), 3),
-                  expert_closes=round(v["expert_closes"] / max(v["steps"], 1), 3)) for b, v in bins.items()]
+    table = [dict(distance=[GRASP_BINS[b], GRASP_BINS[b + 1]], steps=int(steps[b]),
+                  policy_closes=round(policy_closes[b] / max(steps[b], 1), 3),
+                  expert_closes=round(expert_closes[b] / max(steps[b], 1), 3)) for b in range(nbins)]
     failed_reach = ~done & (max_phase % 2 == 0)
     reach_failures = {}
     for phase in sorted(set(max_phase[failed_reach].tolist())):
